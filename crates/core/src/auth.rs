@@ -1,0 +1,343 @@
+//! Logging in and out, checking sessions, listing and ending them, and changing a password.
+
+use std::sync::Arc;
+
+use crate::clock::Timestamp;
+use crate::error::{CoreError, CoreResult, FieldErrors};
+use crate::ids::{SessionId, TenantId};
+use crate::model::{Policy, Session, User, UserStatus};
+use crate::parse::LoginKey;
+use crate::secret::{Password, Token, TokenHash};
+use crate::sessions::CachedSession;
+use crate::store::{EndSessions, NewSession, PasswordChange, UserWithSecret};
+use crate::{ClientInfo, Core};
+
+/// Prefix of session tokens.
+pub const SESSION_TOKEN_PREFIX: &str = "pcs_";
+
+/// A log-in attempt.
+#[derive(Debug)]
+pub struct LoginCommand {
+    /// Who is logging in.
+    pub identifier: LoginKey,
+    /// Their password.
+    pub password: Password,
+}
+
+impl LoginCommand {
+    /// Builds a command from the usual wire fields: either a free-form `login` or exactly one
+    /// of `username`, `email` and `phone`, and a password.
+    pub fn from_fields(
+        login: Option<&str>,
+        username: Option<&str>,
+        email: Option<&str>,
+        phone: Option<&str>,
+        password: Option<Password>,
+    ) -> CoreResult<Self> {
+        let mut errors = FieldErrors::new();
+        let given: Vec<(&str, &str)> = [("login", login), ("username", username), ("email", email), ("phone", phone)]
+            .into_iter()
+            .filter_map(|(k, v)| v.filter(|v| !v.trim().is_empty()).map(|v| (k, v)))
+            .collect();
+        let identifier = match given.as_slice() {
+            [("login", v)] => Some(LoginKey::from_login(v)),
+            [("username", v)] => Some(LoginKey::username(v)),
+            [("email", v)] => Some(LoginKey::email(v)),
+            [("phone", v)] => Some(LoginKey::phone(v)),
+            [] => {
+                errors.add("login", "is required (or one of username, email, phone)");
+                None
+            }
+            _ => {
+                errors.add("login", "give only one of login, username, email, phone");
+                None
+            }
+        };
+        let password = password.filter(|p| !p.expose().is_empty());
+        if password.is_none() {
+            errors.add("password", "is required");
+        }
+        match (identifier, password) {
+            (Some(identifier), Some(password)) if errors.is_empty() => Ok(Self { identifier, password }),
+            _ => Err(CoreError::Validation(errors)),
+        }
+    }
+}
+
+/// A session just opened: the token is shown to the client once and never again.
+#[derive(Debug)]
+pub struct IssuedSession {
+    /// The bearer token.
+    pub token: Token,
+    /// The session record.
+    pub session: Session,
+}
+
+/// A request authenticated by a session.
+#[derive(Clone, Debug)]
+pub struct AuthSession {
+    /// The session (last-seen time as known on this node).
+    pub session: Session,
+    /// Hash of the token that authenticated the request.
+    pub token_hash: TokenHash,
+}
+
+impl Core {
+    /// Logs a user in with a password and opens a session.
+    ///
+    /// Every failure before the password is known to be right — unknown account, account
+    /// without a password, wrong password — is the same [`CoreError::InvalidCredentials`], after
+    /// the same amount of hashing work.
+    pub async fn login(&self, tenant: TenantId, cmd: LoginCommand, client: &ClientInfo) -> CoreResult<(User, IssuedSession)> {
+        let (_, policy) = self.tenant_policy(tenant).await?;
+        let user = self.check_password(tenant, &cmd.identifier, cmd.password, client).await?;
+        self.ensure_may_log_in(&user, &policy)?;
+        let issued = self.open_session(&user, &policy, client).await?;
+        Ok((user, issued))
+    }
+
+    /// Checks a login identifier and password; the user when they match. Shared by every
+    /// surface that checks credentials.
+    pub async fn check_password(
+        &self,
+        tenant: TenantId,
+        key: &LoginKey,
+        password: Password,
+        client: &ClientInfo,
+    ) -> CoreResult<User> {
+        let ip = client.ip_string();
+        self.limiter.check(ip.as_deref(), &format!("{}:{}", tenant.0, key.limiter_key()))?;
+        let found = self.store.user_with_secret(tenant, key).await?;
+        let stored = found.as_ref().and_then(|u| u.password_hash.clone());
+        let v = self.hasher.verify(password.clone(), stored.clone()).await?;
+        match found {
+            Some(UserWithSecret { user, .. }) if v.matched => {
+                if v.needs_rehash {
+                    self.upgrade_hash(&user, password, stored).await;
+                }
+                Ok(user)
+            }
+            _ => Err(CoreError::InvalidCredentials),
+        }
+    }
+
+    /// Refuses accounts that may not log in, once their password is known to be right.
+    pub fn ensure_may_log_in(&self, user: &User, policy: &Policy) -> CoreResult<()> {
+        match user.status {
+            UserStatus::Disabled => Err(CoreError::AccountDisabled),
+            _ if policy.require_verified_email && user.email.is_some() && user.email_verified_at.is_none() => {
+                Err(CoreError::EmailNotVerified)
+            }
+            UserStatus::Pending => Err(CoreError::EmailNotVerified),
+            UserStatus::Active => Ok(()),
+        }
+    }
+
+    // Re-hashes a password whose stored hash uses old parameters. Best effort: a failure is
+    // logged and the log-in goes on; the compare-and-set keeps a concurrent change intact.
+    async fn upgrade_hash(&self, user: &User, password: Password, stored: Option<String>) {
+        let result = async {
+            let hash = self.hasher.hash(password).await?;
+            let change = PasswordChange {
+                hash,
+                expected_current: stored,
+                end_sessions: EndSessions::None,
+                is_new_password: false,
+                now: self.now(),
+            };
+            self.store.set_password_hash(user.tenant_id, user.id, &change).await?;
+            Ok::<_, CoreError>(())
+        }
+        .await;
+        if let Err(e) = result {
+            tracing::warn!(user = %user.id, error = %e, "could not upgrade a password hash");
+        }
+    }
+
+    /// Opens a session for a user under a tenant's policy.
+    pub async fn open_session(&self, user: &User, policy: &Policy, client: &ClientInfo) -> CoreResult<IssuedSession> {
+        let token = Token::generate(SESSION_TOKEN_PREFIX).map_err(CoreError::internal)?;
+        let now = self.now();
+        let new = NewSession {
+            tenant_id: user.tenant_id,
+            user_id: user.id,
+            token_hash: token.hash(),
+            now,
+            expires_at: now.plus(policy.session_absolute_ttl),
+            idle_timeout: policy.session_idle_ttl,
+            user_agent: client.user_agent_truncated(),
+            ip: client.ip_string(),
+        };
+        let session = self.store.insert_session(&new).await?;
+        Ok(IssuedSession { token, session })
+    }
+
+    /// Checks a session token presented to `tenant`. Never writes on the request path: use
+    /// is noted and written in batches.
+    pub async fn authenticate(&self, tenant: TenantId, token: &Token) -> CoreResult<AuthSession> {
+        if !looks_like_session_token(token.expose()) {
+            return Err(CoreError::Unauthenticated);
+        }
+        let hash = token.hash();
+        let now = self.now();
+        let entry = match self.sessions.get(&hash) {
+            Some(e) if e.session.now_valid(now, e.last_seen()) => e,
+            // Expired by this node's knowledge; another node may have seen later use, so ask
+            // the store before refusing.
+            _ => self.load_session(&hash, now).await?,
+        };
+        if entry.session.tenant_id != tenant {
+            return Err(CoreError::Unauthenticated);
+        }
+        self.sessions.note_use(&entry, now);
+        Ok(AuthSession { session: entry.snapshot(), token_hash: hash })
+    }
+
+    async fn load_session(&self, hash: &TokenHash, now: Timestamp) -> CoreResult<Arc<CachedSession>> {
+        let generation = self.sessions.generation();
+        let session = self.store.session_by_token_hash(hash).await?.ok_or(CoreError::Unauthenticated)?;
+        if !session.is_valid_at(now) {
+            if let Err(e) = self.store.delete_session_by_token_hash(hash).await {
+                tracing::warn!(error = %e, "could not delete an expired session");
+            }
+            return Err(CoreError::Unauthenticated);
+        }
+        let entry = Arc::new(CachedSession::new(session));
+        self.sessions.insert(*hash, entry.clone(), generation);
+        Ok(entry)
+    }
+
+    /// Ends the session that made the request.
+    pub async fn logout(&self, auth: &AuthSession) -> CoreResult<()> {
+        self.store.delete_session_by_token_hash(&auth.token_hash).await?;
+        self.sessions.evict_token(&auth.token_hash);
+        Ok(())
+    }
+
+    /// Ends every session of the requesting user, this one included.
+    pub async fn logout_all(&self, auth: &AuthSession) -> CoreResult<u64> {
+        let s = &auth.session;
+        let n = self.store.delete_sessions_of_user(s.tenant_id, s.user_id, EndSessions::All).await?;
+        self.sessions.evict_user(s.user_id, None);
+        Ok(n)
+    }
+
+    /// The requesting user's live sessions, newest first.
+    pub async fn list_sessions(&self, auth: &AuthSession) -> CoreResult<Vec<Session>> {
+        let s = &auth.session;
+        let now = self.now();
+        let mut all = self.store.sessions_of_user(s.tenant_id, s.user_id).await?;
+        all.retain(|x| x.is_valid_at(now) || x.id == s.id);
+        for x in &mut all {
+            if x.id == s.id {
+                x.last_seen_at = x.last_seen_at.max(s.last_seen_at);
+            }
+        }
+        Ok(all)
+    }
+
+    /// Ends one of the requesting user's sessions; [`CoreError::NotFound`] if it is not theirs.
+    pub async fn revoke_session(&self, auth: &AuthSession, id: SessionId) -> CoreResult<()> {
+        let s = &auth.session;
+        if !self.store.delete_session(s.tenant_id, s.user_id, id).await? {
+            return Err(CoreError::NotFound);
+        }
+        self.sessions.evict_session(id);
+        Ok(())
+    }
+
+    /// Changes the requesting user's password after checking the current one, and ends every
+    /// other session of theirs.
+    pub async fn change_password(&self, auth: &AuthSession, current: Password, new: Password) -> CoreResult<()> {
+        let s = &auth.session;
+        let (_, policy) = self.tenant_policy(s.tenant_id).await?;
+        let user = self.confirm_password(auth, current).await?;
+        let hash = match self.hasher.check_and_hash(new, &policy, password_inputs(&user)).await? {
+            Ok(h) => h,
+            Err(m) => return Err(CoreError::field("new_password", m)),
+        };
+        let change = PasswordChange {
+            hash,
+            expected_current: None,
+            end_sessions: EndSessions::AllExcept(s.id),
+            is_new_password: true,
+            now: self.now(),
+        };
+        if !self.store.set_password_hash(s.tenant_id, s.user_id, &change).await? {
+            return Err(CoreError::Unauthenticated);
+        }
+        self.sessions.evict_user(s.user_id, Some(s.id));
+        Ok(())
+    }
+
+    /// Checks the requesting user's current password before a sensitive change.
+    pub(crate) async fn confirm_password(&self, auth: &AuthSession, password: Password) -> CoreResult<User> {
+        let s = &auth.session;
+        self.limiter.check(None, &format!("{}:id:{}", s.tenant_id.0, s.user_id.0))?;
+        let found = self.store.user_with_secret_by_id(s.tenant_id, s.user_id).await?;
+        let Some(found) = found else { return Err(CoreError::Unauthenticated) };
+        let v = self.hasher.verify(password, found.password_hash.clone()).await?;
+        if !v.matched {
+            return Err(CoreError::PasswordIncorrect);
+        }
+        Ok(found.user)
+    }
+}
+
+impl Session {
+    fn now_valid(&self, now: Timestamp, last_seen: Timestamp) -> bool {
+        now < self.expires_at && now < last_seen.plus(self.idle_timeout)
+    }
+}
+
+/// Whether text has the shape of a session token (checked before any look-up, so garbage
+/// costs nothing).
+pub fn looks_like_session_token(s: &str) -> bool {
+    s.strip_prefix(SESSION_TOKEN_PREFIX)
+        .is_some_and(|b| b.len() == 43 && b.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_'))
+}
+
+/// What a password should not be built from: the user's own identifiers and names.
+pub(crate) fn password_inputs(user: &User) -> Vec<String> {
+    let mut v = Vec::new();
+    if let Some(u) = &user.username {
+        v.push(u.clone());
+    }
+    if let Some(e) = &user.email {
+        v.push(e.clone());
+        if let Some((local, _)) = e.split_once('@') {
+            v.push(local.to_owned());
+        }
+    }
+    for name in [&user.profile.first_name, &user.profile.last_name, &user.profile.nickname, &user.profile.display_name]
+        .into_iter()
+        .flatten()
+    {
+        v.push(name.clone());
+    }
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn login_fields_need_exactly_one_identifier_and_a_password() {
+        let pw = || Some(Password::new("pw"));
+        assert!(LoginCommand::from_fields(Some("alice"), None, None, None, pw()).is_ok());
+        assert!(LoginCommand::from_fields(None, None, Some("a@example.com"), None, pw()).is_ok());
+        let both = LoginCommand::from_fields(Some("alice"), Some("alice"), None, None, pw()).unwrap_err();
+        assert!(matches!(both, CoreError::Validation(f) if f.get("login").is_some()));
+        let none = LoginCommand::from_fields(None, None, None, None, None).unwrap_err();
+        assert!(matches!(none, CoreError::Validation(f) if f.get("login").is_some() && f.get("password").is_some()));
+    }
+
+    #[test]
+    fn session_token_shape() {
+        let t = Token::generate(SESSION_TOKEN_PREFIX).unwrap();
+        assert!(looks_like_session_token(t.expose()));
+        assert!(!looks_like_session_token("pcs_short"));
+        assert!(!looks_like_session_token(&t.expose().replace("pcs_", "xyz_")));
+    }
+}

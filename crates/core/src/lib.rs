@@ -1,0 +1,218 @@
+//! The Portcullis core: the model, every account and session operation, policy, password
+//! hashing, and the ports (traits) through which it reaches storage and time.
+//!
+//! Every surface (the native JSON API, the legacy dialects, the hosted pages, the CLI) is a
+//! thin adapter over [`Core`]: it parses its wire format into a command, calls one operation
+//! here, and writes the answer back in its own format. All rules — uniqueness, policy,
+//! enumeration resistance, session revocation — live here once, so surfaces cannot disagree.
+//!
+//! This crate must not depend on a web framework, a database driver, a mailer or a template
+//! engine.
+
+pub mod accounts;
+pub mod auth;
+pub mod clock;
+pub mod error;
+pub mod fields;
+pub mod ids;
+pub mod limits;
+pub mod model;
+pub mod parse;
+pub mod password;
+pub mod profile;
+pub mod secret;
+pub mod sessions;
+pub mod store;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt as _;
+use serde::{Deserialize, Serialize};
+
+pub use crate::clock::{Clock, SharedClock, SystemClock, Timestamp};
+pub use crate::error::{CoreError, CoreResult, FieldErrors, UniqueField};
+pub use crate::ids::{AttributeId, RoleId, SessionId, TenantId, UserId};
+pub use crate::secret::{Password, Token};
+
+use crate::limits::{Limiter, RateLimitConfig};
+use crate::model::{Policy, Tenant};
+use crate::password::{HashingConfig, PasswordHasher};
+use crate::sessions::{SessionCache, SessionConfig};
+use crate::store::Store;
+
+/// Settings of the core, as read from the server configuration.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CoreConfig {
+    /// Server-wide policy; each tenant may override parts of it.
+    pub policy: Policy,
+    /// Password hashing parameters and pool.
+    pub password: HashingConfig,
+    /// Session cache and bookkeeping.
+    pub sessions: SessionConfig,
+    /// Password-guessing limits.
+    pub rate_limits: RateLimitConfig,
+}
+
+impl CoreConfig {
+    /// Checks the settings for values that cannot work.
+    pub fn check(&self) -> Result<(), String> {
+        self.policy.check().map_err(|e| format!("policy: {e}"))?;
+        self.password.params().map_err(|e| format!("password: {e}"))?;
+        if self.sessions.touch_interval < Duration::from_secs(1) {
+            return Err("sessions.touch_interval must be at least 1s".into());
+        }
+        Ok(())
+    }
+}
+
+/// What the core knows about the client making a request, for session records, limits and
+/// (later) the audit log.
+#[derive(Clone, Debug, Default)]
+pub struct ClientInfo {
+    /// Client IP address, as determined by the surface (proxy headers only from trusted
+    /// proxies).
+    pub ip: Option<std::net::IpAddr>,
+    /// User-Agent header.
+    pub user_agent: Option<String>,
+}
+
+impl ClientInfo {
+    fn ip_string(&self) -> Option<String> {
+        self.ip.map(|ip| ip.to_string())
+    }
+
+    fn user_agent_truncated(&self) -> Option<String> {
+        self.user_agent.as_ref().map(|ua| ua.chars().filter(|c| !c.is_control()).take(512).collect())
+    }
+}
+
+/// The core service: one per process, shared by every surface.
+#[derive(Debug)]
+pub struct Core {
+    store: Arc<dyn Store>,
+    clock: SharedClock,
+    hasher: PasswordHasher,
+    config: CoreConfig,
+    sessions: SessionCache,
+    limiter: Limiter,
+}
+
+impl Core {
+    /// Builds the core over a store. Fails if the configuration cannot work.
+    pub fn new(store: Arc<dyn Store>, clock: SharedClock, config: CoreConfig) -> Result<Self, String> {
+        config.check()?;
+        let hasher = PasswordHasher::new(&config.password)?;
+        let sessions = SessionCache::new(&config.sessions);
+        let limiter = Limiter::new(&config.rate_limits, clock.clone());
+        Ok(Self { store, clock, hasher, config, sessions, limiter })
+    }
+
+    /// The store this core runs on.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// The password hashing pool.
+    pub fn hasher(&self) -> &PasswordHasher {
+        &self.hasher
+    }
+
+    /// The session cache.
+    pub fn session_cache(&self) -> &SessionCache {
+        &self.sessions
+    }
+
+    /// The settings in force.
+    pub fn config(&self) -> &CoreConfig {
+        &self.config
+    }
+
+    /// The current time.
+    pub fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
+    /// Whether the database answers.
+    pub async fn ready(&self) -> CoreResult<()> {
+        self.store.ping().await.map_err(CoreError::Unavailable)
+    }
+
+    /// An enabled tenant and the policy in force for it.
+    pub async fn tenant_policy(&self, tenant: TenantId) -> CoreResult<(Tenant, Policy)> {
+        let t = self.store.tenant(tenant).await?.filter(|t| !t.disabled).ok_or(CoreError::NotFound)?;
+        let p = self.config.policy.overlay(&t.policy);
+        Ok((t, p))
+    }
+
+    /// Runs the background work (revocation feed, batched last-seen writes, removal of expired
+    /// sessions, limiter pruning) until the returned future is dropped.
+    pub async fn run_maintenance(self: Arc<Self>) {
+        tokio::join!(self.clone().follow_revocations(), self.clone().flush_touches_periodically(), self.sweep_periodically());
+    }
+
+    async fn follow_revocations(self: Arc<Self>) {
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            match self.store.revocations().await {
+                Ok(mut feed) => {
+                    backoff = Duration::from_millis(100);
+                    self.sessions.set_feed_live(true);
+                    while let Some(item) = feed.next().await {
+                        match item {
+                            Ok(r) => self.sessions.apply(&r),
+                            Err(e) => {
+                                tracing::warn!(error = %e, "revocation feed lost track; forgetting cached sessions");
+                                self.sessions.evict_all();
+                            }
+                        }
+                    }
+                    tracing::warn!("revocation feed ended; reopening");
+                    self.sessions.set_feed_live(false);
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot open the revocation feed; sessions are not cached meanwhile");
+                    self.sessions.set_feed_live(false);
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(10));
+                }
+            }
+        }
+    }
+
+    async fn flush_touches_periodically(self: Arc<Self>) {
+        let every = (self.config.sessions.touch_interval / 4).clamp(Duration::from_millis(250), Duration::from_secs(15));
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            if let Err(e) = self.flush_touches().await {
+                tracing::warn!(error = %e, "could not record session use");
+            }
+        }
+    }
+
+    /// Writes the queued last-seen times now (also called at shutdown).
+    pub async fn flush_touches(&self) -> CoreResult<()> {
+        let touches = self.sessions.take_touches();
+        if !touches.is_empty() {
+            self.store.touch_sessions(&touches).await?;
+        }
+        Ok(())
+    }
+
+    async fn sweep_periodically(self: Arc<Self>) {
+        let mut tick = tokio::time::interval(self.config.sessions.sweep_interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            self.limiter.prune();
+            match self.store.delete_expired_sessions(self.now(), Duration::from_secs(3600)).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(sessions = n, "deleted expired sessions"),
+                Err(e) => tracing::warn!(error = %e, "could not delete expired sessions"),
+            }
+        }
+    }
+}

@@ -1,0 +1,390 @@
+//! The records of the model: tenants and their policy, users, sessions, roles and custom
+//! attribute definitions. Plain data; the rules that change them live in the operations.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::clock::Timestamp;
+use crate::ids::{AttributeId, RoleId, SessionId, TenantId, UserId};
+use crate::profile::Profile;
+
+/// An isolated user base.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Tenant {
+    /// Identifier.
+    pub id: TenantId,
+    /// Short unique name used in URLs (`/t/{slug}/v1/...`).
+    pub slug: String,
+    /// Human-readable name.
+    pub name: String,
+    /// Domains that resolve to this tenant (`user@domain` logins, `Host` headers).
+    pub domains: Vec<String>,
+    /// This tenant's overrides of the server-wide policy.
+    pub policy: TenantPolicy,
+    /// A disabled tenant serves nobody.
+    pub disabled: bool,
+    /// When created.
+    pub created_at: Timestamp,
+    /// When last changed.
+    pub updated_at: Timestamp,
+}
+
+/// A tenant's overrides of the server-wide [`Policy`]. Every field is optional: what a tenant
+/// does not set follows the server configuration, so changing a default changes every tenant
+/// that did not decide otherwise.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantPolicy {
+    /// Shortest password, in characters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_min_length: Option<u32>,
+    /// Lowest acceptable zxcvbn score (0 to 4).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_min_score: Option<u8>,
+    /// Whether sign-up needs a username.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub require_username: Option<bool>,
+    /// Whether sign-up needs an e-mail address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub require_email: Option<bool>,
+    /// Whether sign-up needs a phone number.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub require_phone: Option<bool>,
+    /// Whether log-in needs a verified e-mail address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub require_verified_email: Option<bool>,
+    /// Whether anyone may sign up (otherwise only admins create users).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signup_open: Option<bool>,
+    /// Absolute session lifetime, in seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_absolute_ttl_secs: Option<u64>,
+    /// Session idle timeout, in seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_idle_ttl_secs: Option<u64>,
+}
+
+/// The policy in force for one tenant: server defaults overlaid with the tenant's overrides.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Policy {
+    /// Shortest password, in characters.
+    pub password_min_length: u32,
+    /// Lowest acceptable zxcvbn score (0 to 4; 0 turns the check off).
+    pub password_min_score: u8,
+    /// Whether sign-up needs a username.
+    pub require_username: bool,
+    /// Whether sign-up needs an e-mail address.
+    pub require_email: bool,
+    /// Whether sign-up needs a phone number.
+    pub require_phone: bool,
+    /// Whether log-in needs a verified e-mail address.
+    pub require_verified_email: bool,
+    /// Whether anyone may sign up.
+    pub signup_open: bool,
+    /// Absolute session lifetime.
+    #[serde(with = "humantime_serde")]
+    pub session_absolute_ttl: Duration,
+    /// Session idle timeout.
+    #[serde(with = "humantime_serde")]
+    pub session_idle_ttl: Duration,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Self {
+            password_min_length: 8,
+            password_min_score: 2,
+            require_username: false,
+            require_email: true,
+            require_phone: false,
+            require_verified_email: false,
+            signup_open: true,
+            session_absolute_ttl: Duration::from_secs(30 * 24 * 3600),
+            session_idle_ttl: Duration::from_secs(7 * 24 * 3600),
+        }
+    }
+}
+
+impl Policy {
+    /// This policy with a tenant's overrides applied.
+    pub fn overlay(&self, t: &TenantPolicy) -> Policy {
+        Policy {
+            password_min_length: t.password_min_length.unwrap_or(self.password_min_length),
+            password_min_score: t.password_min_score.unwrap_or(self.password_min_score),
+            require_username: t.require_username.unwrap_or(self.require_username),
+            require_email: t.require_email.unwrap_or(self.require_email),
+            require_phone: t.require_phone.unwrap_or(self.require_phone),
+            require_verified_email: t.require_verified_email.unwrap_or(self.require_verified_email),
+            signup_open: t.signup_open.unwrap_or(self.signup_open),
+            session_absolute_ttl: t
+                .session_absolute_ttl_secs
+                .map(Duration::from_secs)
+                .unwrap_or(self.session_absolute_ttl),
+            session_idle_ttl: t.session_idle_ttl_secs.map(Duration::from_secs).unwrap_or(self.session_idle_ttl),
+        }
+    }
+
+    /// Checks the policy for values that cannot work; returns the first problem.
+    pub fn check(&self) -> Result<(), String> {
+        if !(1..=1023).contains(&self.password_min_length) {
+            return Err("password_min_length must be between 1 and 1023".into());
+        }
+        if self.password_min_score > 4 {
+            return Err("password_min_score must be between 0 and 4".into());
+        }
+        if self.session_absolute_ttl < Duration::from_secs(60) || self.session_idle_ttl < Duration::from_secs(60) {
+            return Err("session lifetimes must be at least one minute".into());
+        }
+        Ok(())
+    }
+}
+
+/// Whether an account may be used.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UserStatus {
+    /// Normal.
+    Active,
+    /// Waiting for the user to verify their e-mail address.
+    Pending,
+    /// Switched off by an administrator; cannot log in.
+    Disabled,
+}
+
+impl UserStatus {
+    /// The stored and wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Pending => "pending",
+            Self::Disabled => "disabled",
+        }
+    }
+
+    /// Parses the stored name.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "active" => Some(Self::Active),
+            "pending" => Some(Self::Pending),
+            "disabled" => Some(Self::Disabled),
+            _ => None,
+        }
+    }
+}
+
+/// An account. The password hash is deliberately not part of it (see
+/// [`crate::store::UserWithSecret`]), so a user can be handed to any surface without the risk
+/// of a hash leaking into a response.
+#[derive(Clone, Debug, PartialEq)]
+pub struct User {
+    /// Identifier.
+    pub id: UserId,
+    /// Owning tenant.
+    pub tenant_id: TenantId,
+    /// Username as chosen.
+    pub username: Option<String>,
+    /// E-mail address as given.
+    pub email: Option<String>,
+    /// When the e-mail address was verified.
+    pub email_verified_at: Option<Timestamp>,
+    /// Primary phone number as given; a login identifier.
+    pub phone: Option<String>,
+    /// When the phone number was verified.
+    pub phone_verified_at: Option<Timestamp>,
+    /// Whether the account may be used.
+    pub status: UserStatus,
+    /// Profile fields.
+    pub profile: Profile,
+    /// Custom attribute values by attribute name.
+    pub attributes: BTreeMap<String, Value>,
+    /// Names of the roles the user holds, sorted.
+    pub roles: Vec<String>,
+    /// When created.
+    pub created_at: Timestamp,
+    /// When last changed.
+    pub updated_at: Timestamp,
+    /// When the user last logged in.
+    pub last_login_at: Option<Timestamp>,
+    /// When the password was last set.
+    pub password_changed_at: Option<Timestamp>,
+}
+
+/// A log-in session. The token itself is never stored; see [`crate::secret::TokenHash`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct Session {
+    /// Identifier (safe to show; not a credential).
+    pub id: SessionId,
+    /// Tenant of the session's user.
+    pub tenant_id: TenantId,
+    /// The session's user.
+    pub user_id: UserId,
+    /// When the session was opened.
+    pub created_at: Timestamp,
+    /// Absolute expiry.
+    pub expires_at: Timestamp,
+    /// Idle timeout in force for this session (fixed when it was opened).
+    pub idle_timeout: Duration,
+    /// Last time the session was used (updated at most once per touch interval).
+    pub last_seen_at: Timestamp,
+    /// User agent that opened the session.
+    pub user_agent: Option<String>,
+    /// Client IP that opened the session.
+    pub ip: Option<String>,
+}
+
+impl Session {
+    /// When the session expires if not used again.
+    pub fn idle_expires_at(&self) -> Timestamp {
+        self.last_seen_at.plus(self.idle_timeout)
+    }
+
+    /// Whether the session is still valid at `now`.
+    pub fn is_valid_at(&self, now: Timestamp) -> bool {
+        now < self.expires_at && now < self.idle_expires_at()
+    }
+}
+
+/// A role, defined per tenant.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Role {
+    /// Identifier.
+    pub id: RoleId,
+    /// Owning tenant.
+    pub tenant_id: TenantId,
+    /// Name, unique in the tenant (case-insensitively).
+    pub name: String,
+    /// What the role is for.
+    pub description: Option<String>,
+    /// When created.
+    pub created_at: Timestamp,
+}
+
+/// The type of a custom attribute's values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AttributeKind {
+    /// Text, up to 1024 characters.
+    String,
+    /// A whole number.
+    Integer,
+    /// A number.
+    Number,
+    /// True or false.
+    Boolean,
+    /// A calendar date, `YYYY-MM-DD`.
+    Date,
+}
+
+impl AttributeKind {
+    /// The stored and wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::String => "string",
+            Self::Integer => "integer",
+            Self::Number => "number",
+            Self::Boolean => "boolean",
+            Self::Date => "date",
+        }
+    }
+
+    /// Parses the stored name.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "string" => Some(Self::String),
+            "integer" => Some(Self::Integer),
+            "number" => Some(Self::Number),
+            "boolean" => Some(Self::Boolean),
+            "date" => Some(Self::Date),
+            _ => None,
+        }
+    }
+
+    /// Checks a value against this type and returns its canonical JSON form. Strings are
+    /// accepted for every type, because form-encoded clients can send nothing else.
+    pub fn coerce(self, v: &Value) -> Result<Value, &'static str> {
+        match (self, v) {
+            (Self::String, Value::String(s)) => {
+                if s.chars().count() > 1024 {
+                    Err("must be at most 1024 characters")
+                } else if s.chars().any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t')) {
+                    Err("must not contain control characters")
+                } else {
+                    Ok(Value::String(s.clone()))
+                }
+            }
+            (Self::String, _) => Err("must be a string"),
+            (Self::Integer, Value::Number(n)) if n.is_i64() => Ok(v.clone()),
+            (Self::Integer, Value::String(s)) => {
+                s.trim().parse::<i64>().map(Value::from).map_err(|_| "must be a whole number")
+            }
+            (Self::Integer, _) => Err("must be a whole number"),
+            (Self::Number, Value::Number(_)) => Ok(v.clone()),
+            (Self::Number, Value::String(s)) => s
+                .trim()
+                .parse::<f64>()
+                .ok()
+                .and_then(serde_json::Number::from_f64)
+                .map(Value::Number)
+                .ok_or("must be a number"),
+            (Self::Number, _) => Err("must be a number"),
+            (Self::Boolean, _) => crate::profile::parse_flag(v).map(Value::Bool).ok_or("must be true or false"),
+            (Self::Date, Value::String(s)) => {
+                let fmt = time::macros::format_description!("[year]-[month]-[day]");
+                time::Date::parse(s.trim(), &fmt)
+                    .map(|_| Value::String(s.trim().to_owned()))
+                    .map_err(|_| "must be a date in the form YYYY-MM-DD")
+            }
+            (Self::Date, _) => Err("must be a date in the form YYYY-MM-DD"),
+        }
+    }
+}
+
+/// A custom attribute that users of a tenant can carry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AttributeDefinition {
+    /// Identifier.
+    pub id: AttributeId,
+    /// Owning tenant.
+    pub tenant_id: TenantId,
+    /// Name, unique in the tenant.
+    pub name: String,
+    /// Type of the values.
+    pub kind: AttributeKind,
+    /// Whether a value must be present when a user is created.
+    pub required: bool,
+    /// Whether users may set the value themselves (sign-up, `PATCH /v1/me`).
+    pub user_editable: bool,
+    /// When created.
+    pub created_at: Timestamp,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn tenant_overrides_win_and_the_rest_follow_defaults() {
+        let base = Policy::default();
+        let t = TenantPolicy { require_username: Some(true), password_min_length: Some(12), ..Default::default() };
+        let p = base.overlay(&t);
+        assert!(p.require_username);
+        assert_eq!(p.password_min_length, 12);
+        assert_eq!(p.require_email, base.require_email);
+        assert_eq!(p.session_idle_ttl, base.session_idle_ttl);
+    }
+
+    #[test]
+    fn attribute_values_are_coerced() {
+        assert_eq!(AttributeKind::Integer.coerce(&json!("42")), Ok(json!(42)));
+        assert!(AttributeKind::Integer.coerce(&json!(4.5)).is_err());
+        assert_eq!(AttributeKind::Boolean.coerce(&json!("1")), Ok(json!(true)));
+        assert_eq!(AttributeKind::Number.coerce(&json!("2.5")), Ok(json!(2.5)));
+        assert!(AttributeKind::Date.coerce(&json!("2024-02-30")).is_err());
+        assert!(AttributeKind::String.coerce(&json!(1)).is_err());
+    }
+}

@@ -1,0 +1,106 @@
+//! One conformance suite for every [`Store`] implementation. The behaviour of storage —
+//! normalised uniqueness per tenant, races, cascades, expiry, the revocation feed — is written
+//! once here and run against SQLite and PostgreSQL by [`conformance_suite!`].
+//!
+//! ```ignore
+//! async fn db() -> portcullis_store_tests::TestDb { /* a fresh, migrated database */ }
+//! portcullis_store_tests::conformance_suite!(db());
+//! ```
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+pub mod cases;
+
+use std::any::Any;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use portcullis_core::store::Store;
+
+type Reopen = Box<dyn Fn() -> Pin<Box<dyn Future<Output = Arc<dyn Store>> + Send>> + Send + Sync>;
+
+/// A fresh, migrated database for one test, with a way to open a second, independent handle
+/// on it (as another node or process would).
+pub struct TestDb {
+    /// The store under test.
+    pub store: Arc<dyn Store>,
+    reopen: Reopen,
+    _guard: Box<dyn Any + Send + Sync>,
+}
+
+impl std::fmt::Debug for TestDb {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TestDb").field("store", &self.store).finish_non_exhaustive()
+    }
+}
+
+impl TestDb {
+    /// Wraps a store; `reopen` opens another handle on the same database; `guard` is dropped
+    /// with the test (e.g. to delete the database).
+    pub fn new(store: Arc<dyn Store>, reopen: Reopen, guard: Box<dyn Any + Send + Sync>) -> Self {
+        Self { store, reopen, _guard: guard }
+    }
+
+    /// A second handle on the same database.
+    pub async fn second_handle(&self) -> Arc<dyn Store> {
+        (self.reopen)().await
+    }
+}
+
+/// Expands to one `#[tokio::test]` per conformance case, each on a fresh database from
+/// `$db` (an expression evaluating to a future of [`TestDb`]).
+#[macro_export]
+macro_rules! conformance_suite {
+    ($db:expr) => {
+        $crate::conformance_suite!(@cases $db;
+            default_tenant_exists,
+            tenants_round_trip_with_unique_slugs,
+            users_round_trip_every_field,
+            identifiers_are_unique_per_tenant_in_normalised_form,
+            concurrent_inserts_of_one_email_let_exactly_one_through,
+            users_are_found_by_each_login_key,
+            updates_apply_changes_and_refuse_conflicts_whole,
+            disabling_a_user_ends_their_sessions,
+            deleting_a_user_cascades_and_ends_sessions,
+            password_changes_compare_and_end_sessions,
+            roles_and_attributes_are_unique_and_stay_in_their_tenant,
+            sessions_round_trip_and_belong_to_their_user,
+            touches_never_move_time_back,
+            expired_sessions_are_swept,
+            the_revocation_feed_reports_ended_sessions_across_handles,
+            failed_multi_row_writes_leave_nothing_behind
+        );
+    };
+    (@cases $db:expr; $($case:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                let db = $db.await;
+                $crate::cases::$case(&db).await;
+            }
+        )*
+    };
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+    use std::path::Path;
+
+    fn names(dir: &str) -> BTreeSet<String> {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(dir).join("migrations");
+        std::fs::read_dir(&path)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect()
+    }
+
+    #[test]
+    fn both_backends_have_the_same_migrations() {
+        let sqlite = names("store-sqlite");
+        let postgres = names("store-postgres");
+        assert!(!sqlite.is_empty());
+        assert_eq!(sqlite, postgres, "every migration must exist for both backends, under the same name");
+    }
+}
