@@ -1,1 +1,217 @@
-//! placeholder
+//! The [`Store`](portcullis_core::store::Store) on PostgreSQL: for several stateless
+//! Portcullis nodes sharing one database.
+//!
+//! - Every multi-row write is one transaction; uniqueness is enforced by unique indexes.
+//! - The revocation feed is `LISTEN/NOTIFY` on the channel `portcullis_revocations`: writes that
+//!   end sessions notify in their own transaction, so every node hears of it on commit.
+//! - Migrations take PostgreSQL's advisory lock, so nodes starting together migrate once.
+
+mod rows;
+mod sessions;
+mod tenants;
+pub mod testing;
+mod users;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use portcullis_core::UniqueField;
+use portcullis_core::clock::Timestamp;
+use portcullis_core::ids::{SessionId, TenantId, UserId};
+use portcullis_core::model::{AttributeDefinition, Role, Session, Tenant, User};
+use portcullis_core::parse::LoginKey;
+use portcullis_core::secret::TokenHash;
+use portcullis_core::store::{
+    EndSessions, NewAttributeDefinition, NewRole, NewSession, NewTenant, NewUser, PasswordChange, RevocationFeed, StoreError,
+    StoreResult, UserUpdate, UserWithSecret,
+};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+
+/// The notification channel of the revocation feed.
+pub const REVOCATION_CHANNEL: &str = "portcullis_revocations";
+
+/// Connection settings.
+#[derive(Clone, Debug)]
+pub struct PostgresOptions {
+    /// Connections in the pool (per node).
+    pub max_connections: u32,
+    /// How long a request waits for a free connection before the database counts as unavailable.
+    pub acquire_timeout: Duration,
+}
+
+impl Default for PostgresOptions {
+    fn default() -> Self {
+        Self { max_connections: 16, acquire_timeout: Duration::from_secs(5) }
+    }
+}
+
+/// The PostgreSQL store.
+#[derive(Debug, Clone)]
+pub struct PostgresStore {
+    pool: PgPool,
+}
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+impl PostgresStore {
+    /// Connects to `url` (`postgres://...`) and brings the schema up to date.
+    pub async fn open(url: &str, options: PostgresOptions) -> StoreResult<Self> {
+        let connect = PgConnectOptions::from_str(url).map_err(|e| StoreError::Other(Box::new(e)))?.application_name("portcullis");
+        let pool = PgPoolOptions::new()
+            .max_connections(options.max_connections.max(2))
+            .acquire_timeout(options.acquire_timeout)
+            .connect_with(connect)
+            .await
+            .map_err(map_err)?;
+        MIGRATOR.run(&pool).await.map_err(|e| StoreError::Other(Box::new(e)))?;
+        Ok(Self { pool })
+    }
+
+    /// Names of the migrations this build knows, in order.
+    pub fn migration_names() -> Vec<String> {
+        MIGRATOR.iter().map(|m| format!("{:04}_{}", m.version, m.description.replace(' ', "_"))).collect()
+    }
+
+    /// Closes the pool.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+pub(crate) fn odt(t: Timestamp) -> time::OffsetDateTime {
+    t.to_offset_date_time()
+}
+
+pub(crate) fn from_odt(t: time::OffsetDateTime) -> Timestamp {
+    Timestamp::from_offset_date_time(t)
+}
+
+/// Maps a driver error onto the store's error kinds.
+pub(crate) fn map_err(e: sqlx::Error) -> StoreError {
+    match &e {
+        sqlx::Error::Database(db) if db.is_unique_violation() => {
+            let field = match db.constraint().unwrap_or_default() {
+                "users_username_key" => UniqueField::Username,
+                "users_email_key" => UniqueField::Email,
+                "users_phone_key" => UniqueField::Phone,
+                "tenants_slug_key" | "tenant_domains_pkey" => UniqueField::Slug,
+                _ => UniqueField::Name,
+            };
+            StoreError::Conflict(field)
+        }
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::WorkerCrashed => {
+            StoreError::Unavailable(Box::new(e))
+        }
+        // Class 08 (connection exception), 53 (insufficient resources), 57P (operator
+        // intervention: shutdown, restart).
+        sqlx::Error::Database(db)
+            if db.code().is_some_and(|c| c.starts_with("08") || c.starts_with("53") || c.starts_with("57P")) =>
+        {
+            StoreError::Unavailable(Box::new(e))
+        }
+        sqlx::Error::ColumnDecode { .. } | sqlx::Error::Decode(_) | sqlx::Error::ColumnNotFound(_) => {
+            StoreError::Corrupt(e.to_string())
+        }
+        _ => StoreError::Other(Box::new(e)),
+    }
+}
+
+#[async_trait::async_trait]
+impl portcullis_core::store::Store for PostgresStore {
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await.map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn tenant(&self, id: TenantId) -> StoreResult<Option<Tenant>> {
+        self.tenant_by(Some(id), None).await
+    }
+
+    async fn tenant_by_slug(&self, slug: &str) -> StoreResult<Option<Tenant>> {
+        self.tenant_by(None, Some(slug)).await
+    }
+
+    async fn insert_tenant(&self, t: &NewTenant) -> StoreResult<Tenant> {
+        self.insert_tenant_row(t).await
+    }
+
+    async fn insert_attribute_definition(&self, d: &NewAttributeDefinition) -> StoreResult<AttributeDefinition> {
+        self.insert_attribute_row(d).await
+    }
+
+    async fn attribute_definitions(&self, tenant: TenantId) -> StoreResult<Vec<AttributeDefinition>> {
+        self.attribute_rows(tenant).await
+    }
+
+    async fn insert_role(&self, r: &NewRole) -> StoreResult<Role> {
+        self.insert_role_row(r).await
+    }
+
+    async fn roles(&self, tenant: TenantId) -> StoreResult<Vec<Role>> {
+        self.role_rows(tenant).await
+    }
+
+    async fn insert_user(&self, u: &NewUser) -> StoreResult<User> {
+        self.insert_user_rows(u).await
+    }
+
+    async fn user(&self, tenant: TenantId, id: UserId) -> StoreResult<Option<User>> {
+        Ok(self.user_row(tenant, id).await?.map(|u| u.user))
+    }
+
+    async fn user_with_secret(&self, tenant: TenantId, key: &LoginKey) -> StoreResult<Option<UserWithSecret>> {
+        self.user_by_key(tenant, key).await
+    }
+
+    async fn user_with_secret_by_id(&self, tenant: TenantId, id: UserId) -> StoreResult<Option<UserWithSecret>> {
+        self.user_row(tenant, id).await
+    }
+
+    async fn update_user(&self, tenant: TenantId, id: UserId, u: &UserUpdate, now: Timestamp) -> StoreResult<Option<User>> {
+        self.update_user_rows(tenant, id, u, now).await
+    }
+
+    async fn delete_user(&self, tenant: TenantId, id: UserId) -> StoreResult<bool> {
+        self.delete_user_rows(tenant, id).await
+    }
+
+    async fn set_password_hash(&self, tenant: TenantId, id: UserId, change: &PasswordChange) -> StoreResult<bool> {
+        self.set_password_rows(tenant, id, change).await
+    }
+
+    async fn insert_session(&self, s: &NewSession) -> StoreResult<Session> {
+        self.insert_session_row(s).await
+    }
+
+    async fn session_by_token_hash(&self, hash: &TokenHash) -> StoreResult<Option<Session>> {
+        self.session_row_by_hash(hash).await
+    }
+
+    async fn sessions_of_user(&self, tenant: TenantId, user: UserId) -> StoreResult<Vec<Session>> {
+        self.session_rows_of_user(tenant, user).await
+    }
+
+    async fn delete_session(&self, tenant: TenantId, user: UserId, id: SessionId) -> StoreResult<bool> {
+        self.delete_session_row(tenant, user, id).await
+    }
+
+    async fn delete_session_by_token_hash(&self, hash: &TokenHash) -> StoreResult<bool> {
+        self.delete_session_row_by_hash(hash).await
+    }
+
+    async fn delete_sessions_of_user(&self, tenant: TenantId, user: UserId, which: EndSessions) -> StoreResult<u64> {
+        self.delete_session_rows_of_user(tenant, user, which).await
+    }
+
+    async fn touch_sessions(&self, touches: &[(SessionId, Timestamp)]) -> StoreResult<()> {
+        self.touch_session_rows(touches).await
+    }
+
+    async fn delete_expired_sessions(&self, now: Timestamp, _keep_feed: Duration) -> StoreResult<u64> {
+        self.delete_expired_session_rows(now).await
+    }
+
+    async fn revocations(&self) -> StoreResult<RevocationFeed> {
+        self.open_feed().await
+    }
+}

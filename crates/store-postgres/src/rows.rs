@@ -1,0 +1,133 @@
+//! SQL text built from the core's field table, and the mapping from rows to records.
+
+use std::collections::BTreeMap;
+use std::sync::LazyLock;
+use std::time::Duration;
+
+use portcullis_core::ids::{SessionId, TenantId, UserId};
+use portcullis_core::model::{Session, User, UserStatus};
+use portcullis_core::profile::{Profile, TextField};
+use portcullis_core::store::{StoreError, StoreResult, UserWithSecret};
+use sqlx::Row;
+use sqlx::postgres::PgRow;
+use sqlx::types::Json;
+use time::OffsetDateTime;
+
+use crate::{from_odt, map_err};
+
+/// Columns of a user as selected (table alias `u`), with roles and attributes aggregated.
+pub(crate) static USER_SELECT: LazyLock<String> = LazyLock::new(|| {
+    let mut cols = vec![
+        "u.id", "u.tenant_id", "u.username", "u.email", "u.email_verified_at", "u.phone", "u.phone_verified_at",
+        "u.password_hash", "u.status", "u.birth_date", "u.newsletter", "u.meta", "u.created_at", "u.updated_at",
+        "u.last_login_at", "u.password_changed_at",
+    ]
+    .into_iter()
+    .map(str::to_owned)
+    .collect::<Vec<_>>();
+    cols.extend(TextField::ALL.iter().map(|f| format!("u.{}", f.name())));
+    cols.push(
+        "COALESCE((SELECT json_agg(r.name ORDER BY r.name_norm) FROM user_roles ur JOIN roles r ON r.id = ur.role_id \
+         WHERE ur.user_id = u.id), '[]'::json) AS roles_json"
+            .to_owned(),
+    );
+    cols.push(
+        "COALESCE((SELECT json_object_agg(d.name, ua.value) FROM user_attributes ua \
+         JOIN attribute_definitions d ON d.id = ua.attribute_id WHERE ua.user_id = u.id), '{}'::json) AS attributes_json"
+            .to_owned(),
+    );
+    format!("SELECT {} FROM users u", cols.join(", "))
+});
+
+pub(crate) static USER_BY_ID: LazyLock<String> =
+    LazyLock::new(|| format!("{} WHERE u.tenant_id = $1 AND u.id = $2", *USER_SELECT));
+pub(crate) static USER_BY_USERNAME: LazyLock<String> =
+    LazyLock::new(|| format!("{} WHERE u.tenant_id = $1 AND u.username_norm = $2", *USER_SELECT));
+pub(crate) static USER_BY_EMAIL: LazyLock<String> =
+    LazyLock::new(|| format!("{} WHERE u.tenant_id = $1 AND u.email_norm = $2", *USER_SELECT));
+pub(crate) static USER_BY_PHONE: LazyLock<String> =
+    LazyLock::new(|| format!("{} WHERE u.tenant_id = $1 AND u.phone_norm = $2", *USER_SELECT));
+pub(crate) static USER_BY_USERNAME_OR_PHONE: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "{} WHERE u.tenant_id = $1 AND (u.username_norm = $2 OR u.phone_norm = $3) \
+         ORDER BY (u.username_norm = $2) DESC LIMIT 1",
+        *USER_SELECT
+    )
+});
+
+/// The user insert, with one placeholder per column.
+pub(crate) static USER_INSERT: LazyLock<String> = LazyLock::new(|| {
+    let mut cols = vec![
+        "tenant_id", "username", "username_norm", "email", "email_norm", "email_verified_at", "phone", "phone_norm",
+        "password_hash", "status", "birth_date", "newsletter", "meta", "created_at", "updated_at",
+        "password_changed_at",
+    ]
+    .into_iter()
+    .map(str::to_owned)
+    .collect::<Vec<_>>();
+    cols.extend(TextField::ALL.iter().map(|f| f.name().to_owned()));
+    let placeholders = (1..=cols.len()).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ");
+    format!("INSERT INTO users ({}) VALUES ({placeholders}) RETURNING id", cols.join(", "))
+});
+
+fn ts(row: &PgRow, col: &str) -> StoreResult<Option<portcullis_core::Timestamp>> {
+    Ok(row.try_get::<Option<OffsetDateTime>, _>(col).map_err(map_err)?.map(from_odt))
+}
+
+fn ts_req(row: &PgRow, col: &str) -> StoreResult<portcullis_core::Timestamp> {
+    Ok(from_odt(row.try_get::<OffsetDateTime, _>(col).map_err(map_err)?))
+}
+
+/// Reads a user row selected with [`USER_SELECT`].
+pub(crate) fn user_from_row(row: &PgRow) -> StoreResult<UserWithSecret> {
+    let status: String = row.try_get("status").map_err(map_err)?;
+    let status = UserStatus::parse(&status).ok_or_else(|| StoreError::Corrupt(format!("status {status:?}")))?;
+    let mut profile = Profile::default();
+    for f in TextField::ALL {
+        profile.set_text(*f, row.try_get(f.name()).map_err(map_err)?);
+    }
+    profile.birth_date = row.try_get("birth_date").map_err(map_err)?;
+    profile.newsletter = row.try_get("newsletter").map_err(map_err)?;
+    let Json(meta): Json<serde_json::Map<String, serde_json::Value>> = row.try_get("meta").map_err(map_err)?;
+    profile.meta = meta;
+    let Json(roles): Json<Vec<String>> = row.try_get("roles_json").map_err(map_err)?;
+    let Json(attributes): Json<BTreeMap<String, serde_json::Value>> = row.try_get("attributes_json").map_err(map_err)?;
+    let user = User {
+        id: UserId(row.try_get("id").map_err(map_err)?),
+        tenant_id: TenantId(row.try_get("tenant_id").map_err(map_err)?),
+        username: row.try_get("username").map_err(map_err)?,
+        email: row.try_get("email").map_err(map_err)?,
+        email_verified_at: ts(row, "email_verified_at")?,
+        phone: row.try_get("phone").map_err(map_err)?,
+        phone_verified_at: ts(row, "phone_verified_at")?,
+        status,
+        profile,
+        attributes,
+        roles,
+        created_at: ts_req(row, "created_at")?,
+        updated_at: ts_req(row, "updated_at")?,
+        last_login_at: ts(row, "last_login_at")?,
+        password_changed_at: ts(row, "password_changed_at")?,
+    };
+    Ok(UserWithSecret { user, password_hash: row.try_get("password_hash").map_err(map_err)? })
+}
+
+/// Columns of a session as selected.
+pub(crate) const SESSION_COLUMNS: &str =
+    "id, tenant_id, user_id, created_at, expires_at, idle_timeout_secs, last_seen_at, user_agent, ip";
+
+/// Reads a session row selected with [`SESSION_COLUMNS`].
+pub(crate) fn session_from_row(row: &PgRow) -> StoreResult<Session> {
+    let idle: i64 = row.try_get("idle_timeout_secs").map_err(map_err)?;
+    Ok(Session {
+        id: SessionId(row.try_get("id").map_err(map_err)?),
+        tenant_id: TenantId(row.try_get("tenant_id").map_err(map_err)?),
+        user_id: UserId(row.try_get("user_id").map_err(map_err)?),
+        created_at: ts_req(row, "created_at")?,
+        expires_at: ts_req(row, "expires_at")?,
+        idle_timeout: Duration::from_secs(u64::try_from(idle).unwrap_or(0)),
+        last_seen_at: ts_req(row, "last_seen_at")?,
+        user_agent: row.try_get("user_agent").map_err(map_err)?,
+        ip: row.try_get("ip").map_err(map_err)?,
+    })
+}

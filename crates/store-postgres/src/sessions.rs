@@ -1,0 +1,185 @@
+//! Sessions and the `LISTEN/NOTIFY` revocation feed.
+
+use std::sync::LazyLock;
+
+use futures::StreamExt as _;
+use portcullis_core::clock::Timestamp;
+use portcullis_core::ids::{SessionId, TenantId, UserId};
+use portcullis_core::model::Session;
+use portcullis_core::secret::TokenHash;
+use portcullis_core::store::{EndSessions, NewSession, Revocation, RevocationFeed, StoreError, StoreResult};
+use sqlx::PgConnection;
+use sqlx::postgres::PgListener;
+
+use crate::rows::{SESSION_COLUMNS, session_from_row};
+use crate::users::end_sessions;
+use crate::{PostgresStore, REVOCATION_CHANNEL, map_err, odt};
+
+/// Notifies the feed of ended sessions (one notification each, delivered on commit).
+pub(crate) async fn notify_revocations(conn: &mut PgConnection, hashes: &[Vec<u8>]) -> StoreResult<()> {
+    if hashes.is_empty() {
+        return Ok(());
+    }
+    sqlx::query("SELECT pg_notify($1, 's:' || encode(h, 'hex')) FROM unnest($2::bytea[]) AS h")
+        .bind(REVOCATION_CHANNEL)
+        .bind(hashes)
+        .execute(&mut *conn)
+        .await
+        .map_err(map_err)?;
+    Ok(())
+}
+
+fn parse_payload(p: &str) -> StoreResult<Revocation> {
+    let bad = || StoreError::Corrupt(format!("revocation payload {p:?}"));
+    if let Some(hex) = p.strip_prefix("s:") {
+        if hex.len() != 64 {
+            return Err(bad());
+        }
+        let mut out = [0u8; 32];
+        for (i, byte) in out.iter_mut().enumerate() {
+            *byte = u8::from_str_radix(hex.get(2 * i..2 * i + 2).ok_or_else(bad)?, 16).map_err(|_| bad())?;
+        }
+        Ok(Revocation::Session(TokenHash(out)))
+    } else if let Some(id) = p.strip_prefix("u:") {
+        Ok(Revocation::User(UserId(id.parse().map_err(|_| bad())?)))
+    } else {
+        Err(bad())
+    }
+}
+
+impl PostgresStore {
+    pub(crate) async fn insert_session_row(&self, s: &NewSession) -> StoreResult<Session> {
+        let now = odt(s.now);
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        let row = sqlx::query(
+            "INSERT INTO sessions (tenant_id, user_id, token_hash, expires_at, idle_timeout_secs, last_seen_at, user_agent, ip, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $6, $6) \
+             RETURNING id, tenant_id, user_id, created_at, expires_at, idle_timeout_secs, last_seen_at, user_agent, ip",
+        )
+        .bind(s.tenant_id.0)
+        .bind(s.user_id.0)
+        .bind(s.token_hash.as_bytes().to_vec())
+        .bind(odt(s.expires_at))
+        .bind(i64::try_from(s.idle_timeout.as_secs()).unwrap_or(i64::MAX))
+        .bind(now)
+        .bind(s.user_agent.clone())
+        .bind(s.ip.clone())
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        sqlx::query("UPDATE users SET last_login_at = $1 WHERE id = $2")
+            .bind(now)
+            .bind(s.user_id.0)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        let session = session_from_row(&row)?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(session)
+    }
+
+    pub(crate) async fn session_row_by_hash(&self, hash: &TokenHash) -> StoreResult<Option<Session>> {
+        static SQL: LazyLock<String> = LazyLock::new(|| format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE token_hash = $1"));
+        let row = sqlx::query(SQL.as_str()).bind(hash.as_bytes().to_vec()).fetch_optional(&self.pool).await.map_err(map_err)?;
+        row.as_ref().map(session_from_row).transpose()
+    }
+
+    pub(crate) async fn session_rows_of_user(&self, tenant: TenantId, user: UserId) -> StoreResult<Vec<Session>> {
+        static SQL: LazyLock<String> = LazyLock::new(|| {
+            format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE tenant_id = $1 AND user_id = $2 ORDER BY created_at DESC, id DESC")
+        });
+        let rows = sqlx::query(SQL.as_str()).bind(tenant.0).bind(user.0).fetch_all(&self.pool).await.map_err(map_err)?;
+        rows.iter().map(session_from_row).collect()
+    }
+
+    pub(crate) async fn delete_session_row(&self, tenant: TenantId, user: UserId, id: SessionId) -> StoreResult<bool> {
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        let hashes: Vec<Vec<u8>> =
+            sqlx::query_scalar("DELETE FROM sessions WHERE tenant_id = $1 AND user_id = $2 AND id = $3 RETURNING token_hash")
+                .bind(tenant.0)
+                .bind(user.0)
+                .bind(id.0)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(map_err)?;
+        notify_revocations(&mut tx, &hashes).await?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(!hashes.is_empty())
+    }
+
+    pub(crate) async fn delete_session_row_by_hash(&self, hash: &TokenHash) -> StoreResult<bool> {
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        let hashes: Vec<Vec<u8>> = sqlx::query_scalar("DELETE FROM sessions WHERE token_hash = $1 RETURNING token_hash")
+            .bind(hash.as_bytes().to_vec())
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        notify_revocations(&mut tx, &hashes).await?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(!hashes.is_empty())
+    }
+
+    pub(crate) async fn delete_session_rows_of_user(&self, tenant: TenantId, user: UserId, which: EndSessions) -> StoreResult<u64> {
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        let owned: Option<i64> = sqlx::query_scalar("SELECT id FROM users WHERE tenant_id = $1 AND id = $2")
+            .bind(tenant.0)
+            .bind(user.0)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        if owned.is_none() {
+            return Ok(0);
+        }
+        let n = end_sessions(&mut tx, user, which).await?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(n)
+    }
+
+    pub(crate) async fn touch_session_rows(&self, touches: &[(SessionId, Timestamp)]) -> StoreResult<()> {
+        if touches.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<i64> = touches.iter().map(|(id, _)| id.0).collect();
+        let ats: Vec<time::OffsetDateTime> = touches.iter().map(|(_, at)| odt(*at)).collect();
+        sqlx::query(
+            "UPDATE sessions s SET last_seen_at = GREATEST(s.last_seen_at, t.at), updated_at = t.at \
+             FROM unnest($1::bigint[], $2::timestamptz[]) AS t(id, at) WHERE s.id = t.id",
+        )
+        .bind(ids)
+        .bind(ats)
+        .execute(&self.pool)
+        .await
+        .map_err(map_err)?;
+        Ok(())
+    }
+
+    pub(crate) async fn delete_expired_session_rows(&self, now: Timestamp) -> StoreResult<u64> {
+        let done = sqlx::query(
+            "DELETE FROM sessions WHERE expires_at <= $1 OR last_seen_at + make_interval(secs => idle_timeout_secs) <= $1",
+        )
+        .bind(odt(now))
+        .execute(&self.pool)
+        .await
+        .map_err(map_err)?;
+        Ok(done.rows_affected())
+    }
+
+    pub(crate) async fn open_feed(&self) -> StoreResult<RevocationFeed> {
+        let mut listener = PgListener::connect_with(&self.pool).await.map_err(map_err)?;
+        listener.listen(REVOCATION_CHANNEL).await.map_err(map_err)?;
+        let stream = futures::stream::unfold(listener, |mut l| async move {
+            let item = match l.try_recv().await {
+                Ok(Some(n)) => parse_payload(n.payload()),
+                // The connection dropped; notifications may have been missed while it was
+                // down. The listener reconnects on the next call.
+                Ok(None) => Err(StoreError::Unavailable("revocation listener reconnecting".into())),
+                Err(e) => {
+                    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+                    Err(map_err(e))
+                }
+            };
+            Some((item, l))
+        });
+        Ok(stream.boxed())
+    }
+}

@@ -1,0 +1,149 @@
+//! Tenants, attribute definitions and roles.
+
+use std::sync::LazyLock;
+
+use portcullis_core::ids::{AttributeId, RoleId, TenantId};
+use portcullis_core::model::{AttributeDefinition, AttributeKind, Role, Tenant, TenantPolicy};
+use portcullis_core::parse::normalize_name;
+use portcullis_core::store::{NewAttributeDefinition, NewRole, NewTenant, StoreError, StoreResult};
+use sqlx::Row;
+use sqlx::postgres::PgRow;
+use sqlx::types::Json;
+use time::OffsetDateTime;
+
+use crate::{PostgresStore, from_odt, map_err, odt};
+
+const TENANT_SELECT: &str = "SELECT t.id, t.slug, t.name, t.policy, t.disabled, t.created_at, t.updated_at, \
+     COALESCE((SELECT json_agg(domain ORDER BY domain) FROM tenant_domains WHERE tenant_id = t.id), '[]'::json) AS domains \
+     FROM tenants t";
+static TENANT_BY_ID: LazyLock<String> = LazyLock::new(|| format!("{TENANT_SELECT} WHERE t.id = $1"));
+static TENANT_BY_SLUG: LazyLock<String> = LazyLock::new(|| format!("{TENANT_SELECT} WHERE t.slug = $1"));
+
+fn tenant_from_row(row: &PgRow) -> StoreResult<Tenant> {
+    let Json(policy): Json<TenantPolicy> = row.try_get("policy").map_err(map_err)?;
+    let Json(domains): Json<Vec<String>> = row.try_get("domains").map_err(map_err)?;
+    Ok(Tenant {
+        id: TenantId(row.try_get("id").map_err(map_err)?),
+        slug: row.try_get("slug").map_err(map_err)?,
+        name: row.try_get("name").map_err(map_err)?,
+        domains,
+        policy,
+        disabled: row.try_get("disabled").map_err(map_err)?,
+        created_at: from_odt(row.try_get::<OffsetDateTime, _>("created_at").map_err(map_err)?),
+        updated_at: from_odt(row.try_get::<OffsetDateTime, _>("updated_at").map_err(map_err)?),
+    })
+}
+
+fn attribute_from_row(row: &PgRow) -> StoreResult<AttributeDefinition> {
+    let kind: String = row.try_get("kind").map_err(map_err)?;
+    Ok(AttributeDefinition {
+        id: AttributeId(row.try_get("id").map_err(map_err)?),
+        tenant_id: TenantId(row.try_get("tenant_id").map_err(map_err)?),
+        name: row.try_get("name").map_err(map_err)?,
+        kind: AttributeKind::parse(&kind).ok_or_else(|| StoreError::Corrupt(format!("attribute kind {kind:?}")))?,
+        required: row.try_get("required").map_err(map_err)?,
+        user_editable: row.try_get("user_editable").map_err(map_err)?,
+        created_at: from_odt(row.try_get::<OffsetDateTime, _>("created_at").map_err(map_err)?),
+    })
+}
+
+fn role_from_row(row: &PgRow) -> StoreResult<Role> {
+    Ok(Role {
+        id: RoleId(row.try_get("id").map_err(map_err)?),
+        tenant_id: TenantId(row.try_get("tenant_id").map_err(map_err)?),
+        name: row.try_get("name").map_err(map_err)?,
+        description: row.try_get("description").map_err(map_err)?,
+        created_at: from_odt(row.try_get::<OffsetDateTime, _>("created_at").map_err(map_err)?),
+    })
+}
+
+impl PostgresStore {
+    pub(crate) async fn tenant_by(&self, id: Option<TenantId>, slug: Option<&str>) -> StoreResult<Option<Tenant>> {
+        let row = match (id, slug) {
+            (Some(id), _) => sqlx::query(TENANT_BY_ID.as_str()).bind(id.0).fetch_optional(&self.pool).await,
+            (None, Some(slug)) => sqlx::query(TENANT_BY_SLUG.as_str()).bind(slug).fetch_optional(&self.pool).await,
+            (None, None) => return Ok(None),
+        }
+        .map_err(map_err)?;
+        row.as_ref().map(tenant_from_row).transpose()
+    }
+
+    pub(crate) async fn insert_tenant_row(&self, t: &NewTenant) -> StoreResult<Tenant> {
+        let now = odt(t.now);
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO tenants (slug, name, policy, disabled, created_at, updated_at) VALUES ($1, $2, $3, FALSE, $4, $4) RETURNING id",
+        )
+        .bind(&t.slug)
+        .bind(&t.name)
+        .bind(Json(&t.policy))
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        for d in &t.domains {
+            sqlx::query("INSERT INTO tenant_domains (domain, tenant_id, created_at, updated_at) VALUES ($1, $2, $3, $3)")
+                .bind(d)
+                .bind(id)
+                .bind(now)
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)?;
+        }
+        let row = sqlx::query(TENANT_BY_ID.as_str()).bind(id).fetch_one(&mut *tx).await.map_err(map_err)?;
+        let tenant = tenant_from_row(&row)?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(tenant)
+    }
+
+    pub(crate) async fn insert_attribute_row(&self, d: &NewAttributeDefinition) -> StoreResult<AttributeDefinition> {
+        let row = sqlx::query(
+            "INSERT INTO attribute_definitions (tenant_id, name, kind, required, user_editable, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $6) RETURNING *",
+        )
+        .bind(d.tenant_id.0)
+        .bind(&d.name)
+        .bind(d.kind.as_str())
+        .bind(d.required)
+        .bind(d.user_editable)
+        .bind(odt(d.now))
+        .fetch_one(&self.pool)
+        .await
+        .map_err(map_err)?;
+        attribute_from_row(&row)
+    }
+
+    pub(crate) async fn attribute_rows(&self, tenant: TenantId) -> StoreResult<Vec<AttributeDefinition>> {
+        let rows = sqlx::query("SELECT * FROM attribute_definitions WHERE tenant_id = $1 ORDER BY name")
+            .bind(tenant.0)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_err)?;
+        rows.iter().map(attribute_from_row).collect()
+    }
+
+    pub(crate) async fn insert_role_row(&self, r: &NewRole) -> StoreResult<Role> {
+        let row = sqlx::query(
+            "INSERT INTO roles (tenant_id, name, name_norm, description, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $5) RETURNING *",
+        )
+        .bind(r.tenant_id.0)
+        .bind(&r.name)
+        .bind(normalize_name(&r.name))
+        .bind(&r.description)
+        .bind(odt(r.now))
+        .fetch_one(&self.pool)
+        .await
+        .map_err(map_err)?;
+        role_from_row(&row)
+    }
+
+    pub(crate) async fn role_rows(&self, tenant: TenantId) -> StoreResult<Vec<Role>> {
+        let rows = sqlx::query("SELECT * FROM roles WHERE tenant_id = $1 ORDER BY name_norm")
+            .bind(tenant.0)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_err)?;
+        rows.iter().map(role_from_row).collect()
+    }
+}

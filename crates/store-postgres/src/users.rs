@@ -1,0 +1,248 @@
+//! Users: insert, look-ups, updates, deletion and password changes.
+
+use portcullis_core::clock::Timestamp;
+use portcullis_core::ids::{TenantId, UserId};
+use portcullis_core::model::{User, UserStatus};
+use portcullis_core::parse::LoginKey;
+use portcullis_core::profile::{ProfileChange, TextField};
+use portcullis_core::store::{EndSessions, NewUser, PasswordChange, StoreError, StoreResult, UserUpdate, UserWithSecret};
+use sqlx::types::Json;
+use sqlx::{PgConnection, Postgres, QueryBuilder};
+
+use crate::rows::{USER_BY_EMAIL, USER_BY_ID, USER_BY_PHONE, USER_BY_USERNAME, USER_BY_USERNAME_OR_PHONE, USER_INSERT, user_from_row};
+use crate::{PostgresStore, map_err, odt};
+
+impl PostgresStore {
+    pub(crate) async fn insert_user_rows(&self, u: &NewUser) -> StoreResult<User> {
+        let now = odt(u.now);
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        let mut q = sqlx::query_scalar::<_, i64>(USER_INSERT.as_str())
+            .bind(u.tenant_id.0)
+            .bind(u.username.as_ref().map(|x| x.as_str().to_owned()))
+            .bind(u.username.as_ref().map(|x| x.normalized().to_owned()))
+            .bind(u.email.as_ref().map(|x| x.as_str().to_owned()))
+            .bind(u.email.as_ref().map(|x| x.normalized().to_owned()))
+            .bind(u.email_verified_at.map(odt))
+            .bind(u.phone.as_ref().map(|x| x.as_str().to_owned()))
+            .bind(u.phone.as_ref().map(|x| x.normalized().to_owned()))
+            .bind(u.password_hash.clone())
+            .bind(u.status.as_str())
+            .bind(u.profile.birth_date)
+            .bind(u.profile.newsletter)
+            .bind(Json(u.profile.meta.clone()))
+            .bind(now)
+            .bind(now)
+            .bind(u.password_hash.as_ref().map(|_| now));
+        for f in TextField::ALL {
+            q = q.bind(u.profile.text(*f).map(str::to_owned));
+        }
+        let id = q.fetch_one(&mut *tx).await.map_err(map_err)?;
+        for (attr, value) in &u.attributes {
+            sqlx::query(
+                "INSERT INTO user_attributes (user_id, attribute_id, value, created_at, updated_at) VALUES ($1, $2, $3, $4, $4)",
+            )
+            .bind(id)
+            .bind(attr.0)
+            .bind(Json(value))
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        }
+        for role in &u.roles {
+            insert_role_grant(&mut tx, UserId(id), role.0, u.now).await?;
+        }
+        let user = fetch_user(&mut tx, u.tenant_id, UserId(id)).await?.ok_or_else(|| StoreError::Corrupt("inserted user vanished".into()))?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(user.user)
+    }
+
+    pub(crate) async fn user_row(&self, tenant: TenantId, id: UserId) -> StoreResult<Option<UserWithSecret>> {
+        let mut conn = self.pool.acquire().await.map_err(map_err)?;
+        fetch_user(&mut conn, tenant, id).await
+    }
+
+    pub(crate) async fn user_by_key(&self, tenant: TenantId, key: &LoginKey) -> StoreResult<Option<UserWithSecret>> {
+        let q = match key {
+            LoginKey::Username(n) => sqlx::query(USER_BY_USERNAME.as_str()).bind(tenant.0).bind(n.clone()),
+            LoginKey::Email(n) => sqlx::query(USER_BY_EMAIL.as_str()).bind(tenant.0).bind(n.clone()),
+            LoginKey::Phone(n) => sqlx::query(USER_BY_PHONE.as_str()).bind(tenant.0).bind(n.clone()),
+            LoginKey::UsernameOrPhone { username, phone } => {
+                sqlx::query(USER_BY_USERNAME_OR_PHONE.as_str()).bind(tenant.0).bind(username.clone()).bind(phone.clone())
+            }
+        };
+        let row = q.fetch_optional(&self.pool).await.map_err(map_err)?;
+        row.as_ref().map(user_from_row).transpose()
+    }
+
+    pub(crate) async fn update_user_rows(
+        &self,
+        tenant: TenantId,
+        id: UserId,
+        u: &UserUpdate,
+        now: Timestamp,
+    ) -> StoreResult<Option<User>> {
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        let mut b: QueryBuilder<Postgres> = QueryBuilder::new("UPDATE users SET updated_at = ");
+        b.push_bind(odt(now));
+        if let Some(v) = &u.username {
+            b.push(", username = ").push_bind(v.as_ref().map(|x| x.as_str().to_owned()));
+            b.push(", username_norm = ").push_bind(v.as_ref().map(|x| x.normalized().to_owned()));
+        }
+        if let Some(v) = &u.email {
+            b.push(", email = ").push_bind(v.as_ref().map(|x| x.as_str().to_owned()));
+            b.push(", email_norm = ").push_bind(v.as_ref().map(|x| x.normalized().to_owned()));
+        }
+        if let Some(v) = &u.email_verified_at {
+            b.push(", email_verified_at = ").push_bind(v.map(odt));
+        }
+        if let Some(v) = &u.phone {
+            b.push(", phone = ").push_bind(v.as_ref().map(|x| x.as_str().to_owned()));
+            b.push(", phone_norm = ").push_bind(v.as_ref().map(|x| x.normalized().to_owned()));
+        }
+        if let Some(v) = &u.phone_verified_at {
+            b.push(", phone_verified_at = ").push_bind(v.map(odt));
+        }
+        if let Some(s) = u.status {
+            b.push(", status = ").push_bind(s.as_str());
+        }
+        for c in &u.profile {
+            match c {
+                ProfileChange::Text(f, v) => {
+                    b.push(", ").push(f.name()).push(" = ").push_bind(v.clone());
+                }
+                ProfileChange::BirthDate(d) => {
+                    b.push(", birth_date = ").push_bind(*d);
+                }
+                ProfileChange::Newsletter(n) => {
+                    b.push(", newsletter = ").push_bind(*n);
+                }
+                ProfileChange::Meta(m) => {
+                    b.push(", meta = ").push_bind(Json(m.clone()));
+                }
+            }
+        }
+        b.push(" WHERE tenant_id = ").push_bind(tenant.0).push(" AND id = ").push_bind(id.0);
+        let done = b.build().execute(&mut *tx).await.map_err(map_err)?;
+        if done.rows_affected() == 0 {
+            return Ok(None);
+        }
+        for (attr, value) in &u.attributes {
+            match value {
+                Some(v) => sqlx::query(
+                    "INSERT INTO user_attributes (user_id, attribute_id, value, created_at, updated_at) VALUES ($1, $2, $3, $4, $4) \
+                     ON CONFLICT (user_id, attribute_id) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+                )
+                .bind(id.0)
+                .bind(attr.0)
+                .bind(Json(v.clone()))
+                .bind(odt(now)),
+                None => sqlx::query("DELETE FROM user_attributes WHERE user_id = $1 AND attribute_id = $2").bind(id.0).bind(attr.0),
+            }
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        }
+        if let Some(roles) = &u.roles {
+            sqlx::query("DELETE FROM user_roles WHERE user_id = $1").bind(id.0).execute(&mut *tx).await.map_err(map_err)?;
+            for r in roles {
+                insert_role_grant(&mut tx, id, r.0, now).await?;
+            }
+        }
+        if u.status == Some(UserStatus::Disabled) {
+            end_sessions(&mut tx, id, EndSessions::All).await?;
+        }
+        let user = fetch_user(&mut tx, tenant, id).await?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(user.map(|u| u.user))
+    }
+
+    pub(crate) async fn delete_user_rows(&self, tenant: TenantId, id: UserId) -> StoreResult<bool> {
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        // Lock the row so a concurrent session insert cannot slip in between.
+        let exists: Option<i64> = sqlx::query_scalar("SELECT id FROM users WHERE tenant_id = $1 AND id = $2 FOR UPDATE")
+            .bind(tenant.0)
+            .bind(id.0)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        if exists.is_none() {
+            return Ok(false);
+        }
+        end_sessions(&mut tx, id, EndSessions::All).await?;
+        sqlx::query("DELETE FROM users WHERE tenant_id = $1 AND id = $2").bind(tenant.0).bind(id.0).execute(&mut *tx).await.map_err(map_err)?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(true)
+    }
+
+    pub(crate) async fn set_password_rows(&self, tenant: TenantId, id: UserId, c: &PasswordChange) -> StoreResult<bool> {
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        let done = sqlx::query(
+            "UPDATE users SET password_hash = $1, updated_at = $2, \
+             password_changed_at = CASE WHEN $3 THEN $2 ELSE password_changed_at END \
+             WHERE tenant_id = $4 AND id = $5 AND ($6::text IS NULL OR password_hash = $6)",
+        )
+        .bind(&c.hash)
+        .bind(odt(c.now))
+        .bind(c.is_new_password)
+        .bind(tenant.0)
+        .bind(id.0)
+        .bind(c.expected_current.clone())
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        if done.rows_affected() == 0 {
+            return Ok(false);
+        }
+        end_sessions(&mut tx, id, c.end_sessions).await?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(true)
+    }
+}
+
+async fn fetch_user(conn: &mut PgConnection, tenant: TenantId, id: UserId) -> StoreResult<Option<UserWithSecret>> {
+    let row = sqlx::query(USER_BY_ID.as_str()).bind(tenant.0).bind(id.0).fetch_optional(&mut *conn).await.map_err(map_err)?;
+    row.as_ref().map(user_from_row).transpose()
+}
+
+async fn insert_role_grant(conn: &mut PgConnection, user: UserId, role: i64, now: Timestamp) -> StoreResult<()> {
+    // The role must belong to the user's tenant; a role of another tenant matches no row and
+    // is refused rather than silently granted.
+    let done = sqlx::query(
+        "INSERT INTO user_roles (user_id, role_id, created_at, updated_at) \
+         SELECT u.id, r.id, $3, $3 FROM users u JOIN roles r ON r.tenant_id = u.tenant_id WHERE u.id = $1 AND r.id = $2",
+    )
+    .bind(user.0)
+    .bind(role)
+    .bind(odt(now))
+    .execute(&mut *conn)
+    .await
+    .map_err(map_err)?;
+    if done.rows_affected() == 0 {
+        return Err(StoreError::Corrupt(format!("role {role} is not a role of the user's tenant")));
+    }
+    Ok(())
+}
+
+/// Deletes sessions of a user as asked and notifies the revocation feed, in the caller's
+/// transaction (the notifications are delivered on commit).
+pub(crate) async fn end_sessions(conn: &mut PgConnection, user: UserId, which: EndSessions) -> StoreResult<u64> {
+    let hashes: Vec<Vec<u8>> = match which {
+        EndSessions::None => return Ok(0),
+        EndSessions::All => sqlx::query_scalar("DELETE FROM sessions WHERE user_id = $1 RETURNING token_hash")
+            .bind(user.0)
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(map_err)?,
+        EndSessions::AllExcept(keep) => {
+            sqlx::query_scalar("DELETE FROM sessions WHERE user_id = $1 AND id <> $2 RETURNING token_hash")
+                .bind(user.0)
+                .bind(keep.0)
+                .fetch_all(&mut *conn)
+                .await
+                .map_err(map_err)?
+        }
+    };
+    crate::sessions::notify_revocations(conn, &hashes).await?;
+    Ok(hashes.len() as u64)
+}
