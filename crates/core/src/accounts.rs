@@ -56,11 +56,13 @@ impl Core {
             return Err(CoreError::SignupClosed);
         }
         let defs = self.store.attribute_definitions(tenant).await?;
-        let changes = parse_account_fields(&cmd.fields, &defs, Editor::User)?;
-        let mut errors = check_new_account(&changes, &defs, &policy, Editor::User);
+        let (changes, mut errors) = parse_account_fields(&cmd.fields, &defs, Editor::User)?;
+        errors.merge(check_new_account(&changes, &defs, &policy, Editor::User));
         match (&cmd.password, &cmd.password_confirmation) {
             (None, _) => errors.add("password", "is required"),
-            (Some(p), Some(c)) if p.expose() != c.expose() => errors.add("password_confirmation", "does not match the password"),
+            (Some(p), Some(c)) if p.expose() != c.expose() => {
+                errors.add("password_confirmation", "does not match the password")
+            }
             _ => {}
         }
         let Some(password) = cmd.password else { return Err(CoreError::Validation(errors)) };
@@ -81,11 +83,14 @@ impl Core {
             Ok(h) => h,
             Err(m) => return Err(CoreError::field("password", m)),
         };
-        let user = self.store.insert_user(&NewUser { password_hash: Some(hash), ..new }).await?;
+        let mut user = self.store.insert_user(&NewUser { password_hash: Some(hash), ..new }).await?;
         let session = match self.ensure_may_log_in(&user, &policy) {
             Ok(()) => Some(self.open_session(&user, &policy, client).await?),
             Err(_) => None,
         };
+        if let Some(s) = &session {
+            user.last_login_at = Some(s.session.created_at);
+        }
         Ok(SignedUp { user, session })
     }
 
@@ -94,8 +99,9 @@ impl Core {
     pub async fn create_user(&self, tenant: TenantId, cmd: CreateUserCommand) -> CoreResult<User> {
         let (_, policy) = self.tenant_policy(tenant).await?;
         let defs = self.store.attribute_definitions(tenant).await?;
-        let changes = parse_account_fields(&cmd.fields, &defs, Editor::Admin)?;
-        check_new_account(&changes, &defs, &policy, Editor::Admin).into_result()?;
+        let (changes, mut errors) = parse_account_fields(&cmd.fields, &defs, Editor::Admin)?;
+        errors.merge(check_new_account(&changes, &defs, &policy, Editor::Admin));
+        errors.into_result()?;
         let verified = cmd.email_verified.then(|| self.now());
         let new = self.new_user(tenant, changes, UserStatus::Active, verified)?;
         let password_hash = match cmd.password {
@@ -147,10 +153,9 @@ impl Core {
         let s = &auth.session;
         let (_, policy) = self.tenant_policy(s.tenant_id).await?;
         let defs = self.store.attribute_definitions(s.tenant_id).await?;
-        let changes = parse_account_fields(&fields, &defs, Editor::User)?;
+        let (changes, mut errors) = parse_account_fields(&fields, &defs, Editor::User)?;
         let current = self.me(auth).await?;
-        check_identifiers_after_update(&current, &changes, &policy).into_result()?;
-        let mut errors = FieldErrors::new();
+        errors.merge(check_identifiers_after_update(&current, &changes, &policy));
         for (d, v) in &changes.attributes {
             if d.required && v.is_none() {
                 errors.add(format!("attributes.{}", d.name), "is required");
@@ -207,10 +212,20 @@ impl Core {
             && name.starts_with(|c: char| c.is_ascii_alphabetic())
             && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
         if !ok {
-            return Err(CoreError::field("name", "must be 1 to 64 letters, digits, '_' or '-', starting with a letter"));
+            return Err(CoreError::field(
+                "name",
+                "must be 1 to 64 letters, digits, '_' or '-', starting with a letter",
+            ));
         }
         self.tenant_policy(tenant).await?;
-        let d = NewAttributeDefinition { tenant_id: tenant, name: name.to_owned(), kind, required, user_editable, now: self.now() };
+        let d = NewAttributeDefinition {
+            tenant_id: tenant,
+            name: name.to_owned(),
+            kind,
+            required,
+            user_editable,
+            now: self.now(),
+        };
         Ok(self.store.insert_attribute_definition(&d).await?)
     }
 
@@ -221,7 +236,12 @@ impl Core {
             return Err(CoreError::field("name", "must be 1 to 64 characters"));
         }
         self.tenant_policy(tenant).await?;
-        let r = NewRole { tenant_id: tenant, name: name.to_owned(), description: description.map(str::to_owned), now: self.now() };
+        let r = NewRole {
+            tenant_id: tenant,
+            name: name.to_owned(),
+            description: description.map(str::to_owned),
+            now: self.now(),
+        };
         Ok(self.store.insert_role(&r).await?)
     }
 
@@ -234,7 +254,12 @@ impl Core {
 }
 
 /// The identifier rules for a new account, plus required attributes.
-fn check_new_account(changes: &AccountChanges, defs: &[AttributeDefinition], policy: &Policy, editor: Editor) -> FieldErrors {
+fn check_new_account(
+    changes: &AccountChanges,
+    defs: &[AttributeDefinition],
+    policy: &Policy,
+    editor: Editor,
+) -> FieldErrors {
     let mut errors = check_required_attributes(changes, defs, editor);
     fn has<T>(f: &Option<Option<T>>) -> bool {
         f.as_ref().is_some_and(Option::is_some)

@@ -88,11 +88,17 @@ impl Core {
     /// Every failure before the password is known to be right — unknown account, account
     /// without a password, wrong password — is the same [`CoreError::InvalidCredentials`], after
     /// the same amount of hashing work.
-    pub async fn login(&self, tenant: TenantId, cmd: LoginCommand, client: &ClientInfo) -> CoreResult<(User, IssuedSession)> {
+    pub async fn login(
+        &self,
+        tenant: TenantId,
+        cmd: LoginCommand,
+        client: &ClientInfo,
+    ) -> CoreResult<(User, IssuedSession)> {
         let (_, policy) = self.tenant_policy(tenant).await?;
-        let user = self.check_password(tenant, &cmd.identifier, cmd.password, client).await?;
+        let mut user = self.check_password(tenant, &cmd.identifier, cmd.password, client).await?;
         self.ensure_may_log_in(&user, &policy)?;
         let issued = self.open_session(&user, &policy, client).await?;
+        user.last_login_at = Some(issued.session.created_at);
         Ok((user, issued))
     }
 
@@ -247,8 +253,17 @@ impl Core {
     }
 
     /// Changes the requesting user's password after checking the current one, and ends every
-    /// other session of theirs.
-    pub async fn change_password(&self, auth: &AuthSession, current: Password, new: Password) -> CoreResult<()> {
+    /// other session of theirs. `confirmation`, when the client sends one, must match `new`.
+    pub async fn change_password(
+        &self,
+        auth: &AuthSession,
+        current: Password,
+        new: Password,
+        confirmation: Option<Password>,
+    ) -> CoreResult<()> {
+        if confirmation.is_some_and(|c| c.expose() != new.expose()) {
+            return Err(CoreError::field("new_password_confirmation", "does not match the new password"));
+        }
         let s = &auth.session;
         let (_, policy) = self.tenant_policy(s.tenant_id).await?;
         let user = self.confirm_password(auth, current).await?;

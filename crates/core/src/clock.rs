@@ -63,9 +63,7 @@ impl Timestamp {
 
     /// RFC 3339 text, as the APIs print timestamps.
     pub fn to_rfc3339(self) -> String {
-        self.to_offset_date_time()
-            .format(&time::format_description::well_known::Rfc3339)
-            .unwrap_or_default()
+        self.to_offset_date_time().format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
     }
 }
 

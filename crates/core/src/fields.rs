@@ -51,12 +51,13 @@ pub struct AccountChanges {
 }
 
 /// Parses `fields`. Refuses fields the editor may not set with [`CoreError::NotEditable`]
-/// (naming all of them), and unknown or invalid fields with [`CoreError::Validation`].
+/// (naming all of them); returns the valid changes together with the problems of the
+/// unknown or invalid fields, so that callers can report them with their own checks at once.
 pub fn parse_account_fields(
     fields: &Map<String, Value>,
     defs: &[AttributeDefinition],
     editor: Editor,
-) -> CoreResult<AccountChanges> {
+) -> CoreResult<(AccountChanges, FieldErrors)> {
     let mut out = AccountChanges::default();
     let mut errors = FieldErrors::new();
     let mut not_editable = Vec::new();
@@ -72,7 +73,7 @@ pub fn parse_account_fields(
                     out.profile.push(c);
                 }
             }
-            n if READ_ONLY_FIELDS.contains(&n) && editor == Editor::User => not_editable.push(n.to_owned()),
+            n if READ_ONLY_FIELDS.contains(&n) => not_editable.push(n.to_owned()),
             n => errors.add(n, "unknown field"),
         }
     }
@@ -80,8 +81,7 @@ pub fn parse_account_fields(
         not_editable.sort();
         return Err(CoreError::NotEditable(not_editable));
     }
-    errors.into_result()?;
-    Ok(out)
+    Ok((out, errors))
 }
 
 fn identifier<T>(
@@ -141,7 +141,11 @@ fn parse_attributes(
 }
 
 /// Checks that every required attribute the editor can set has a value in `changes`.
-pub fn check_required_attributes(changes: &AccountChanges, defs: &[AttributeDefinition], editor: Editor) -> FieldErrors {
+pub fn check_required_attributes(
+    changes: &AccountChanges,
+    defs: &[AttributeDefinition],
+    editor: Editor,
+) -> FieldErrors {
     let mut errors = FieldErrors::new();
     for d in defs.iter().filter(|d| d.required && (editor == Editor::Admin || d.user_editable)) {
         let present = changes.attributes.iter().any(|(def, v)| def.id == d.id && v.is_some());
@@ -179,7 +183,12 @@ mod tests {
 
     #[test]
     fn users_cannot_set_protected_fields() {
-        let err = parse_account_fields(&obj(json!({"status": "active", "roles": ["admin"], "attributes": {"plan": "gold"}})), &defs(), Editor::User).unwrap_err();
+        let err = parse_account_fields(
+            &obj(json!({"status": "active", "roles": ["admin"], "attributes": {"plan": "gold"}})),
+            &defs(),
+            Editor::User,
+        )
+        .unwrap_err();
         match err {
             CoreError::NotEditable(f) => assert_eq!(f, vec!["attributes.plan", "roles", "status"]),
             e => panic!("{e:?}"),
@@ -188,8 +197,12 @@ mod tests {
 
     #[test]
     fn unknown_and_invalid_fields_are_all_reported() {
-        let err = parse_account_fields(&obj(json!({"email": "nope", "shoe_size": 44, "attributes": {"nope": 1}})), &defs(), Editor::User).unwrap_err();
-        let CoreError::Validation(f) = err else { panic!("{err:?}") };
+        let (_, f) = parse_account_fields(
+            &obj(json!({"email": "nope", "shoe_size": 44, "attributes": {"nope": 1}})),
+            &defs(),
+            Editor::User,
+        )
+        .unwrap();
         assert_eq!(f.get("email"), Some("must be a valid e-mail address"));
         assert_eq!(f.get("shoe_size"), Some("unknown field"));
         assert_eq!(f.get("attributes.nope"), Some("unknown attribute"));
@@ -197,12 +210,18 @@ mod tests {
 
     #[test]
     fn valid_fields_parse_and_required_attributes_are_checked() {
-        let c = parse_account_fields(&obj(json!({"username": "ada", "email": null, "first_name": "Ada", "attributes": {"team": "core"}})), &defs(), Editor::User).unwrap();
+        let (c, errors) = parse_account_fields(
+            &obj(json!({"username": "ada", "email": null, "first_name": "Ada", "attributes": {"team": "core"}})),
+            &defs(),
+            Editor::User,
+        )
+        .unwrap();
+        assert!(errors.is_empty());
         assert_eq!(c.username.as_ref().unwrap().as_ref().unwrap().as_str(), "ada");
         assert!(matches!(c.email, Some(None)));
         assert_eq!(c.profile.len(), 1);
         assert!(check_required_attributes(&c, &defs(), Editor::User).is_empty());
-        let none = parse_account_fields(&Map::new(), &defs(), Editor::User).unwrap();
+        let (none, _) = parse_account_fields(&Map::new(), &defs(), Editor::User).unwrap();
         assert_eq!(check_required_attributes(&none, &defs(), Editor::User).get("attributes.team"), Some("is required"));
     }
 }

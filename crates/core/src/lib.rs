@@ -146,10 +146,19 @@ impl Core {
         Ok((t, p))
     }
 
+    /// The enabled tenant with this slug.
+    pub async fn tenant_by_slug(&self, slug: &str) -> CoreResult<Tenant> {
+        self.store.tenant_by_slug(slug).await?.filter(|t| !t.disabled).ok_or(CoreError::NotFound)
+    }
+
     /// Runs the background work (revocation feed, batched last-seen writes, removal of expired
     /// sessions, limiter pruning) until the returned future is dropped.
     pub async fn run_maintenance(self: Arc<Self>) {
-        tokio::join!(self.clone().follow_revocations(), self.clone().flush_touches_periodically(), self.sweep_periodically());
+        tokio::join!(
+            self.clone().follow_revocations(),
+            self.clone().flush_touches_periodically(),
+            self.sweep_periodically()
+        );
     }
 
     async fn follow_revocations(self: Arc<Self>) {
@@ -182,7 +191,8 @@ impl Core {
     }
 
     async fn flush_touches_periodically(self: Arc<Self>) {
-        let every = (self.config.sessions.touch_interval / 4).clamp(Duration::from_millis(250), Duration::from_secs(15));
+        let every =
+            (self.config.sessions.touch_interval / 4).clamp(Duration::from_millis(250), Duration::from_secs(15));
         let mut tick = tokio::time::interval(every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {

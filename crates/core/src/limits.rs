@@ -66,7 +66,8 @@ impl Limiter {
     pub fn new(cfg: &RateLimitConfig, clock: SharedClock) -> Self {
         let clock = ClockAdapter(clock);
         let make = |n: u32| {
-            NonZeroU32::new(n).map(|n| RateLimiter::new(Quota::per_minute(n), DefaultKeyedStateStore::default(), clock.clone()))
+            NonZeroU32::new(n)
+                .map(|n| RateLimiter::new(Quota::per_minute(n), DefaultKeyedStateStore::default(), clock.clone()))
         };
         let per_ip = make(cfg.login_per_ip_per_minute);
         let per_identifier = make(cfg.login_per_identifier_per_minute);
@@ -110,7 +111,10 @@ mod tests {
     #[test]
     fn identifier_budget_refills_with_time() {
         let clock = ManualClock::starting_now();
-        let l = Limiter::new(&RateLimitConfig { login_per_ip_per_minute: 0, login_per_identifier_per_minute: 3 }, Arc::new(clock.clone()));
+        let l = Limiter::new(
+            &RateLimitConfig { login_per_ip_per_minute: 0, login_per_identifier_per_minute: 3 },
+            Arc::new(clock.clone()),
+        );
         for _ in 0..3 {
             l.check(None, "u:alice").unwrap();
         }
@@ -124,7 +128,10 @@ mod tests {
     #[test]
     fn ip_budget_spans_identifiers() {
         let clock = ManualClock::starting_now();
-        let l = Limiter::new(&RateLimitConfig { login_per_ip_per_minute: 2, login_per_identifier_per_minute: 0 }, Arc::new(clock));
+        let l = Limiter::new(
+            &RateLimitConfig { login_per_ip_per_minute: 2, login_per_identifier_per_minute: 0 },
+            Arc::new(clock),
+        );
         l.check(Some("10.0.0.1"), "u:a").unwrap();
         l.check(Some("10.0.0.1"), "u:b").unwrap();
         assert!(l.check(Some("10.0.0.1"), "u:c").is_err());

@@ -28,12 +28,10 @@ impl Email {
         if s.len() > EMAIL_MAX {
             return Err("must be at most 254 characters");
         }
-        let opts = email_address::Options::default()
-            .with_required_tld()
-            .without_domain_literal()
-            .without_display_text();
-        let parsed = email_address::EmailAddress::parse_with_options(s, opts)
-            .map_err(|_| "must be a valid e-mail address")?;
+        let opts =
+            email_address::Options::default().with_required_tld().without_domain_literal().without_display_text();
+        let parsed =
+            email_address::EmailAddress::parse_with_options(s, opts).map_err(|_| "must be a valid e-mail address")?;
         let local = parsed.local_part();
         let domain = parsed.domain().to_lowercase();
         if local.chars().any(char::is_control) {
@@ -138,7 +136,11 @@ impl Phone {
                 '+' if i == 0 => normalized.push('+'),
                 '0'..='9' => normalized.push(c),
                 ' ' | '-' | '.' | '(' | ')' => {}
-                _ => return Err("must be a phone number: digits, an optional leading '+', spaces, dashes, dots or parentheses"),
+                _ => {
+                    return Err(
+                        "must be a phone number: digits, an optional leading '+', spaces, dashes, dots or parentheses",
+                    );
+                }
             }
         }
         let digits = normalized.trim_start_matches('+').len();

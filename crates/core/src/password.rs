@@ -50,7 +50,11 @@ impl Default for HashingConfig {
 impl HashingConfig {
     /// Workers after resolving 0 to the number of cores.
     pub fn effective_workers(&self) -> usize {
-        if self.workers == 0 { std::thread::available_parallelism().map(usize::from).unwrap_or(1) } else { self.workers }
+        if self.workers == 0 {
+            std::thread::available_parallelism().map(usize::from).unwrap_or(1)
+        } else {
+            self.workers
+        }
     }
 
     /// Queue length after resolving 0 to the default.
@@ -60,7 +64,8 @@ impl HashingConfig {
 
     /// The argon2 parameters, checked.
     pub fn params(&self) -> Result<Params, String> {
-        Params::new(self.memory_kib, self.iterations, self.parallelism, None).map_err(|e| format!("invalid argon2 parameters: {e}"))
+        Params::new(self.memory_kib, self.iterations, self.parallelism, None)
+            .map_err(|e| format!("invalid argon2 parameters: {e}"))
     }
 }
 
@@ -100,10 +105,8 @@ impl PasswordHasher {
         let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone());
         let filler = random_bytes::<16>().map_err(|e| format!("no randomness: {e}"))?;
         let salt = random_bytes::<16>().map_err(|e| format!("no randomness: {e}"))?;
-        let dummy_hash = argon
-            .hash_password_with_salt(&filler, &salt)
-            .map_err(|e| format!("argon2 failed: {e}"))?
-            .to_string();
+        let dummy_hash =
+            argon.hash_password_with_salt(&filler, &salt).map_err(|e| format!("argon2 failed: {e}"))?.to_string();
         Ok(Self {
             inner: Arc::new(Inner {
                 params,
@@ -258,11 +261,7 @@ pub fn check_strength(password: &Password, min_len: u32, min_score: u8, user_inp
         let entropy = zxcvbn::zxcvbn(p, user_inputs);
         let score = u8::from(entropy.score());
         if score < min_score {
-            let why = entropy
-                .feedback()
-                .and_then(|f| f.warning())
-                .map(|w| format!(" ({w})"))
-                .unwrap_or_default();
+            let why = entropy.feedback().and_then(|f| f.warning()).map(|w| format!(" ({w})")).unwrap_or_default();
             return Err(format!("is too weak or too common{why}; choose a longer or less predictable password"));
         }
     }

@@ -301,14 +301,16 @@ fn validate_text(f: TextField, raw: &str) -> Result<Option<String>, String> {
         }
         TextKind::Language => {
             let mut parts = s.split('-');
-            let primary_ok = parts.next().is_some_and(|p| (2..=3).contains(&p.len()) && p.chars().all(|c| c.is_ascii_alphabetic()));
+            let primary_ok =
+                parts.next().is_some_and(|p| (2..=3).contains(&p.len()) && p.chars().all(|c| c.is_ascii_alphabetic()));
             let rest_ok = parts.all(|p| (1..=8).contains(&p.len()) && p.chars().all(|c| c.is_ascii_alphanumeric()));
             if !primary_ok || !rest_ok {
                 return Err("must be a language tag such as en or pt-BR".into());
             }
         }
         TextKind::Phone => {
-            if !s.chars().all(|c| c.is_ascii_digit() || " +-.()".contains(c)) || !s.chars().any(|c| c.is_ascii_digit()) {
+            if !s.chars().all(|c| c.is_ascii_digit() || " +-.()".contains(c)) || !s.chars().any(|c| c.is_ascii_digit())
+            {
                 return Err("must be a phone number".into());
             }
         }
@@ -343,7 +345,10 @@ mod tests {
 
     #[test]
     fn text_fields_are_validated_by_kind() {
-        assert_eq!(parse("first_name", json!("  Ada ")), Ok(ProfileChange::Text(TextField::FirstName, Some("Ada".into()))));
+        assert_eq!(
+            parse("first_name", json!("  Ada ")),
+            Ok(ProfileChange::Text(TextField::FirstName, Some("Ada".into())))
+        );
         assert_eq!(parse("first_name", json!("   ")), Ok(ProfileChange::Text(TextField::FirstName, None)));
         assert_eq!(parse("first_name", json!(null)), Ok(ProfileChange::Text(TextField::FirstName, None)));
         assert!(parse("first_name", json!(3)).is_err());

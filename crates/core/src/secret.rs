@@ -28,6 +28,12 @@ impl std::fmt::Debug for Password {
     }
 }
 
+impl<'de> serde::Deserialize<'de> for Password {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d).map(Password::new)
+    }
+}
+
 /// Random bytes from the operating system's CSPRNG.
 pub fn random_bytes<const N: usize>() -> Result<[u8; N], getrandom::Error> {
     let mut out = [0u8; N];

@@ -163,10 +163,10 @@ impl SessionCache {
 
     fn evict_where(&self, pred: impl Fn(&Session) -> bool + Send + Sync + 'static) {
         self.bump();
-        if let Some(c) = &self.cache {
-            if c.invalidate_entries_if(move |_, v| pred(&v.session)).is_err() {
-                c.invalidate_all();
-            }
+        if let Some(c) = &self.cache
+            && c.invalidate_entries_if(move |_, v| pred(&v.session)).is_err()
+        {
+            c.invalidate_all();
         }
     }
 
@@ -198,6 +198,11 @@ impl SessionCache {
         }
     }
 
+    /// Whether the revocation feed is live (and sessions are being cached).
+    pub fn is_feed_live(&self) -> bool {
+        self.feed_live.load(Ordering::SeqCst)
+    }
+
     /// Notes that a session was used at `now`; queues a last-seen write when the known time
     /// is older than the touch interval.
     pub fn note_use(&self, entry: &CachedSession, now: Timestamp) {
@@ -206,14 +211,12 @@ impl SessionCache {
             return;
         }
         // Only the caller that moves the time wins; concurrent uses queue one write.
-        if entry
+        let won = entry
             .last_seen
             .compare_exchange(last.unix_micros(), now.unix_micros(), Ordering::SeqCst, Ordering::Relaxed)
-            .is_ok()
-        {
-            if let Ok(mut p) = self.pending_touches.lock() {
-                p.insert(entry.session.id, now);
-            }
+            .is_ok();
+        if won && let Ok(mut p) = self.pending_touches.lock() {
+            p.insert(entry.session.id, now);
         }
     }
 
@@ -227,10 +230,13 @@ impl SessionCache {
 
     /// Number of entries (approximate); for tests and metrics.
     pub fn len(&self) -> u64 {
-        self.cache.as_ref().map(|c| {
-            c.run_pending_tasks();
-            c.entry_count()
-        }).unwrap_or(0)
+        self.cache
+            .as_ref()
+            .map(|c| {
+                c.run_pending_tasks();
+                c.entry_count()
+            })
+            .unwrap_or(0)
     }
 
     /// Whether the cache holds nothing.

@@ -287,7 +287,13 @@ pub trait Store: Send + Sync + Debug + 'static {
     /// The user with this id, with their password hash.
     async fn user_with_secret_by_id(&self, tenant: TenantId, id: UserId) -> StoreResult<Option<UserWithSecret>>;
     /// Applies changes in one transaction; `None` when there is no such user.
-    async fn update_user(&self, tenant: TenantId, id: UserId, u: &UserUpdate, now: Timestamp) -> StoreResult<Option<User>>;
+    async fn update_user(
+        &self,
+        tenant: TenantId,
+        id: UserId,
+        u: &UserUpdate,
+        now: Timestamp,
+    ) -> StoreResult<Option<User>>;
     /// Deletes a user with everything they own, ending their sessions; `false` if absent.
     async fn delete_user(&self, tenant: TenantId, id: UserId) -> StoreResult<bool>;
     /// Sets a user's password hash (and ends sessions as asked); `false` when there is no

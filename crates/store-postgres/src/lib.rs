@@ -22,8 +22,8 @@ use portcullis_core::model::{AttributeDefinition, Role, Session, Tenant, User};
 use portcullis_core::parse::LoginKey;
 use portcullis_core::secret::TokenHash;
 use portcullis_core::store::{
-    EndSessions, NewAttributeDefinition, NewRole, NewSession, NewTenant, NewUser, PasswordChange, RevocationFeed, StoreError,
-    StoreResult, UserUpdate, UserWithSecret,
+    EndSessions, NewAttributeDefinition, NewRole, NewSession, NewTenant, NewUser, PasswordChange, RevocationFeed,
+    StoreError, StoreResult, UserUpdate, UserWithSecret,
 };
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
@@ -56,7 +56,8 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 impl PostgresStore {
     /// Connects to `url` (`postgres://...`) and brings the schema up to date.
     pub async fn open(url: &str, options: PostgresOptions) -> StoreResult<Self> {
-        let connect = PgConnectOptions::from_str(url).map_err(|e| StoreError::Other(Box::new(e)))?.application_name("portcullis");
+        let connect =
+            PgConnectOptions::from_str(url).map_err(|e| StoreError::Other(Box::new(e)))?.application_name("portcullis");
         let pool = PgPoolOptions::new()
             .max_connections(options.max_connections.max(2))
             .acquire_timeout(options.acquire_timeout)
@@ -103,9 +104,16 @@ pub(crate) fn map_err(e: sqlx::Error) -> StoreError {
             StoreError::Unavailable(Box::new(e))
         }
         // Class 08 (connection exception), 53 (insufficient resources), 57P (operator
-        // intervention: shutdown, restart).
+        // intervention: shutdown, restart), 28 (the server refuses our credentials), 3D000 (the
+        // database is gone): nothing the caller did, and nothing a retry later cannot fix.
         sqlx::Error::Database(db)
-            if db.code().is_some_and(|c| c.starts_with("08") || c.starts_with("53") || c.starts_with("57P")) =>
+            if db.code().is_some_and(|c| {
+                c.starts_with("08")
+                    || c.starts_with("53")
+                    || c.starts_with("57P")
+                    || c.starts_with("28")
+                    || c == "3D000"
+            }) =>
         {
             StoreError::Unavailable(Box::new(e))
         }
@@ -167,7 +175,13 @@ impl portcullis_core::store::Store for PostgresStore {
         self.user_row(tenant, id).await
     }
 
-    async fn update_user(&self, tenant: TenantId, id: UserId, u: &UserUpdate, now: Timestamp) -> StoreResult<Option<User>> {
+    async fn update_user(
+        &self,
+        tenant: TenantId,
+        id: UserId,
+        u: &UserUpdate,
+        now: Timestamp,
+    ) -> StoreResult<Option<User>> {
         self.update_user_rows(tenant, id, u, now).await
     }
 

@@ -79,26 +79,48 @@ impl PostgresStore {
     }
 
     pub(crate) async fn session_row_by_hash(&self, hash: &TokenHash) -> StoreResult<Option<Session>> {
-        static SQL: LazyLock<String> = LazyLock::new(|| format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE token_hash = $1"));
-        let row = sqlx::query(SQL.as_str()).bind(hash.as_bytes().to_vec()).fetch_optional(&self.pool).await.map_err(map_err)?;
+        static SQL: LazyLock<String> =
+            LazyLock::new(|| format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE token_hash = $1"));
+        let row = sqlx::query(SQL.as_str())
+            .bind(hash.as_bytes().to_vec())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(map_err)?;
         row.as_ref().map(session_from_row).transpose()
     }
 
     pub(crate) async fn session_rows_of_user(&self, tenant: TenantId, user: UserId) -> StoreResult<Vec<Session>> {
         static SQL: LazyLock<String> = LazyLock::new(|| {
-            format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE tenant_id = $1 AND user_id = $2 ORDER BY created_at DESC, id DESC")
+            format!(
+                "SELECT {SESSION_COLUMNS} FROM sessions WHERE tenant_id = $1 AND user_id = $2 ORDER BY created_at DESC, id DESC"
+            )
         });
-        let rows = sqlx::query(SQL.as_str()).bind(tenant.0).bind(user.0).fetch_all(&self.pool).await.map_err(map_err)?;
+        let rows =
+            sqlx::query(SQL.as_str()).bind(tenant.0).bind(user.0).fetch_all(&self.pool).await.map_err(map_err)?;
         rows.iter().map(session_from_row).collect()
     }
 
     pub(crate) async fn delete_session_row(&self, tenant: TenantId, user: UserId, id: SessionId) -> StoreResult<bool> {
         let mut tx = self.pool.begin().await.map_err(map_err)?;
+        let hashes: Vec<Vec<u8>> = sqlx::query_scalar(
+            "DELETE FROM sessions WHERE tenant_id = $1 AND user_id = $2 AND id = $3 RETURNING token_hash",
+        )
+        .bind(tenant.0)
+        .bind(user.0)
+        .bind(id.0)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        notify_revocations(&mut tx, &hashes).await?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(!hashes.is_empty())
+    }
+
+    pub(crate) async fn delete_session_row_by_hash(&self, hash: &TokenHash) -> StoreResult<bool> {
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
         let hashes: Vec<Vec<u8>> =
-            sqlx::query_scalar("DELETE FROM sessions WHERE tenant_id = $1 AND user_id = $2 AND id = $3 RETURNING token_hash")
-                .bind(tenant.0)
-                .bind(user.0)
-                .bind(id.0)
+            sqlx::query_scalar("DELETE FROM sessions WHERE token_hash = $1 RETURNING token_hash")
+                .bind(hash.as_bytes().to_vec())
                 .fetch_all(&mut *tx)
                 .await
                 .map_err(map_err)?;
@@ -107,19 +129,12 @@ impl PostgresStore {
         Ok(!hashes.is_empty())
     }
 
-    pub(crate) async fn delete_session_row_by_hash(&self, hash: &TokenHash) -> StoreResult<bool> {
-        let mut tx = self.pool.begin().await.map_err(map_err)?;
-        let hashes: Vec<Vec<u8>> = sqlx::query_scalar("DELETE FROM sessions WHERE token_hash = $1 RETURNING token_hash")
-            .bind(hash.as_bytes().to_vec())
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(map_err)?;
-        notify_revocations(&mut tx, &hashes).await?;
-        tx.commit().await.map_err(map_err)?;
-        Ok(!hashes.is_empty())
-    }
-
-    pub(crate) async fn delete_session_rows_of_user(&self, tenant: TenantId, user: UserId, which: EndSessions) -> StoreResult<u64> {
+    pub(crate) async fn delete_session_rows_of_user(
+        &self,
+        tenant: TenantId,
+        user: UserId,
+        which: EndSessions,
+    ) -> StoreResult<u64> {
         let mut tx = self.pool.begin().await.map_err(map_err)?;
         let owned: Option<i64> = sqlx::query_scalar("SELECT id FROM users WHERE tenant_id = $1 AND id = $2")
             .bind(tenant.0)

@@ -82,13 +82,15 @@ impl PostgresStore {
         .await
         .map_err(map_err)?;
         for d in &t.domains {
-            sqlx::query("INSERT INTO tenant_domains (domain, tenant_id, created_at, updated_at) VALUES ($1, $2, $3, $3)")
-                .bind(d)
-                .bind(id)
-                .bind(now)
-                .execute(&mut *tx)
-                .await
-                .map_err(map_err)?;
+            sqlx::query(
+                "INSERT INTO tenant_domains (domain, tenant_id, created_at, updated_at) VALUES ($1, $2, $3, $3)",
+            )
+            .bind(d)
+            .bind(id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
         }
         let row = sqlx::query(TENANT_BY_ID.as_str()).bind(id).fetch_one(&mut *tx).await.map_err(map_err)?;
         let tenant = tenant_from_row(&row)?;

@@ -8,7 +8,8 @@ use sqlx::{Connection, PgConnection};
 
 /// The server tests create their databases on.
 pub fn admin_url() -> String {
-    std::env::var("PORTCULLIS_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+    std::env::var("PORTCULLIS_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
 }
 
 /// A database that exists for as long as this value.
@@ -38,7 +39,10 @@ impl TestDatabase {
             )
         })?;
         let sql = format!("CREATE DATABASE \"{name}\"");
-        sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&mut conn).await.map_err(|e| format!("create database: {e}"))?;
+        sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+            .execute(&mut conn)
+            .await
+            .map_err(|e| format!("create database: {e}"))?;
         let _ = conn.close().await;
         let url = replace_database(&admin, &name);
         Ok(Self { name, url, admin })
@@ -88,8 +92,14 @@ fn replace_database(url: &str, db: &str) -> String {
 mod tests {
     #[test]
     fn database_name_is_replaced() {
-        assert_eq!(super::replace_database("postgres://postgres@127.0.0.1:5432/postgres", "x"), "postgres://postgres@127.0.0.1:5432/x");
-        assert_eq!(super::replace_database("postgres://u:p@h/db?sslmode=disable", "x"), "postgres://u:p@h/x?sslmode=disable");
+        assert_eq!(
+            super::replace_database("postgres://postgres@127.0.0.1:5432/postgres", "x"),
+            "postgres://postgres@127.0.0.1:5432/x"
+        );
+        assert_eq!(
+            super::replace_database("postgres://u:p@h/db?sslmode=disable", "x"),
+            "postgres://u:p@h/x?sslmode=disable"
+        );
         assert_eq!(super::replace_database("postgres://h", "x"), "postgres://h/x");
     }
 }

@@ -5,11 +5,15 @@ use portcullis_core::ids::{TenantId, UserId};
 use portcullis_core::model::{User, UserStatus};
 use portcullis_core::parse::LoginKey;
 use portcullis_core::profile::{ProfileChange, TextField};
-use portcullis_core::store::{EndSessions, NewUser, PasswordChange, StoreError, StoreResult, UserUpdate, UserWithSecret};
+use portcullis_core::store::{
+    EndSessions, NewUser, PasswordChange, StoreError, StoreResult, UserUpdate, UserWithSecret,
+};
 use sqlx::types::Json;
 use sqlx::{PgConnection, Postgres, QueryBuilder};
 
-use crate::rows::{USER_BY_EMAIL, USER_BY_ID, USER_BY_PHONE, USER_BY_USERNAME, USER_BY_USERNAME_OR_PHONE, USER_INSERT, user_from_row};
+use crate::rows::{
+    USER_BY_EMAIL, USER_BY_ID, USER_BY_PHONE, USER_BY_USERNAME, USER_BY_USERNAME_OR_PHONE, USER_INSERT, user_from_row,
+};
 use crate::{PostgresStore, map_err, odt};
 
 impl PostgresStore {
@@ -52,7 +56,9 @@ impl PostgresStore {
         for role in &u.roles {
             insert_role_grant(&mut tx, UserId(id), role.0, u.now).await?;
         }
-        let user = fetch_user(&mut tx, u.tenant_id, UserId(id)).await?.ok_or_else(|| StoreError::Corrupt("inserted user vanished".into()))?;
+        let user = fetch_user(&mut tx, u.tenant_id, UserId(id))
+            .await?
+            .ok_or_else(|| StoreError::Corrupt("inserted user vanished".into()))?;
         tx.commit().await.map_err(map_err)?;
         Ok(user.user)
     }
@@ -67,9 +73,10 @@ impl PostgresStore {
             LoginKey::Username(n) => sqlx::query(USER_BY_USERNAME.as_str()).bind(tenant.0).bind(n.clone()),
             LoginKey::Email(n) => sqlx::query(USER_BY_EMAIL.as_str()).bind(tenant.0).bind(n.clone()),
             LoginKey::Phone(n) => sqlx::query(USER_BY_PHONE.as_str()).bind(tenant.0).bind(n.clone()),
-            LoginKey::UsernameOrPhone { username, phone } => {
-                sqlx::query(USER_BY_USERNAME_OR_PHONE.as_str()).bind(tenant.0).bind(username.clone()).bind(phone.clone())
-            }
+            LoginKey::UsernameOrPhone { username, phone } => sqlx::query(USER_BY_USERNAME_OR_PHONE.as_str())
+                .bind(tenant.0)
+                .bind(username.clone())
+                .bind(phone.clone()),
         };
         let row = q.fetch_optional(&self.pool).await.map_err(map_err)?;
         row.as_ref().map(user_from_row).transpose()
@@ -144,7 +151,11 @@ impl PostgresStore {
             .map_err(map_err)?;
         }
         if let Some(roles) = &u.roles {
-            sqlx::query("DELETE FROM user_roles WHERE user_id = $1").bind(id.0).execute(&mut *tx).await.map_err(map_err)?;
+            sqlx::query("DELETE FROM user_roles WHERE user_id = $1")
+                .bind(id.0)
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)?;
             for r in roles {
                 insert_role_grant(&mut tx, id, r.0, now).await?;
             }
@@ -160,22 +171,33 @@ impl PostgresStore {
     pub(crate) async fn delete_user_rows(&self, tenant: TenantId, id: UserId) -> StoreResult<bool> {
         let mut tx = self.pool.begin().await.map_err(map_err)?;
         // Lock the row so a concurrent session insert cannot slip in between.
-        let exists: Option<i64> = sqlx::query_scalar("SELECT id FROM users WHERE tenant_id = $1 AND id = $2 FOR UPDATE")
-            .bind(tenant.0)
-            .bind(id.0)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(map_err)?;
+        let exists: Option<i64> =
+            sqlx::query_scalar("SELECT id FROM users WHERE tenant_id = $1 AND id = $2 FOR UPDATE")
+                .bind(tenant.0)
+                .bind(id.0)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(map_err)?;
         if exists.is_none() {
             return Ok(false);
         }
         end_sessions(&mut tx, id, EndSessions::All).await?;
-        sqlx::query("DELETE FROM users WHERE tenant_id = $1 AND id = $2").bind(tenant.0).bind(id.0).execute(&mut *tx).await.map_err(map_err)?;
+        sqlx::query("DELETE FROM users WHERE tenant_id = $1 AND id = $2")
+            .bind(tenant.0)
+            .bind(id.0)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
         tx.commit().await.map_err(map_err)?;
         Ok(true)
     }
 
-    pub(crate) async fn set_password_rows(&self, tenant: TenantId, id: UserId, c: &PasswordChange) -> StoreResult<bool> {
+    pub(crate) async fn set_password_rows(
+        &self,
+        tenant: TenantId,
+        id: UserId,
+        c: &PasswordChange,
+    ) -> StoreResult<bool> {
         let mut tx = self.pool.begin().await.map_err(map_err)?;
         let done = sqlx::query(
             "UPDATE users SET password_hash = $1, updated_at = $2, \
@@ -201,7 +223,8 @@ impl PostgresStore {
 }
 
 async fn fetch_user(conn: &mut PgConnection, tenant: TenantId, id: UserId) -> StoreResult<Option<UserWithSecret>> {
-    let row = sqlx::query(USER_BY_ID.as_str()).bind(tenant.0).bind(id.0).fetch_optional(&mut *conn).await.map_err(map_err)?;
+    let row =
+        sqlx::query(USER_BY_ID.as_str()).bind(tenant.0).bind(id.0).fetch_optional(&mut *conn).await.map_err(map_err)?;
     row.as_ref().map(user_from_row).transpose()
 }
 

@@ -17,7 +17,8 @@ async fn db() -> TestDb {
         Box::new(move || {
             let url = url.clone();
             Box::pin(async move {
-                Arc::new(PostgresStore::open(&url, PostgresOptions::default()).await.unwrap()) as Arc<dyn portcullis_core::store::Store>
+                Arc::new(PostgresStore::open(&url, PostgresOptions::default()).await.unwrap())
+                    as Arc<dyn portcullis_core::store::Store>
             })
         }),
         Box::new(database),

@@ -18,16 +18,16 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use portcullis_core::UniqueField;
 use portcullis_core::clock::{Clock as _, SystemClock, Timestamp};
 use portcullis_core::ids::{SessionId, TenantId, UserId};
 use portcullis_core::model::{AttributeDefinition, Role, Session, Tenant, User};
 use portcullis_core::parse::LoginKey;
 use portcullis_core::secret::TokenHash;
 use portcullis_core::store::{
-    EndSessions, NewAttributeDefinition, NewRole, NewSession, NewTenant, NewUser, PasswordChange, RevocationFeed, StoreError,
-    StoreResult, UserUpdate, UserWithSecret,
+    EndSessions, NewAttributeDefinition, NewRole, NewSession, NewTenant, NewUser, PasswordChange, RevocationFeed,
+    StoreError, StoreResult, UserUpdate, UserWithSecret,
 };
-use portcullis_core::UniqueField;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 
 /// Connection settings.
@@ -116,7 +116,8 @@ impl SqliteStore {
         };
         let v: sqlx::sqlite::SqliteRow = sqlx::query(sql).fetch_one(&self.writer).await.map_err(map_err)?;
         use sqlx::Row;
-        let s = v.try_get::<String, _>(0).or_else(|_| v.try_get::<i64, _>(0).map(|i| i.to_string())).map_err(map_err)?;
+        let s =
+            v.try_get::<String, _>(0).or_else(|_| v.try_get::<i64, _>(0).map(|i| i.to_string())).map_err(map_err)?;
         Ok(s)
     }
 }
@@ -205,7 +206,13 @@ impl portcullis_core::store::Store for SqliteStore {
         self.user_row(tenant, id).await
     }
 
-    async fn update_user(&self, tenant: TenantId, id: UserId, u: &UserUpdate, now: Timestamp) -> StoreResult<Option<User>> {
+    async fn update_user(
+        &self,
+        tenant: TenantId,
+        id: UserId,
+        u: &UserUpdate,
+        now: Timestamp,
+    ) -> StoreResult<Option<User>> {
         self.update_user_rows(tenant, id, u, now).await
     }
 

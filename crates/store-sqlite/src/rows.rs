@@ -17,9 +17,22 @@ use crate::map_err;
 /// Columns of a user as selected (table alias `u`), with roles and attributes aggregated.
 pub(crate) static USER_SELECT: LazyLock<String> = LazyLock::new(|| {
     let mut cols = vec![
-        "u.id", "u.tenant_id", "u.username", "u.email", "u.email_verified_at", "u.phone", "u.phone_verified_at",
-        "u.password_hash", "u.status", "u.birth_date", "u.newsletter", "u.meta", "u.created_at", "u.updated_at",
-        "u.last_login_at", "u.password_changed_at",
+        "u.id",
+        "u.tenant_id",
+        "u.username",
+        "u.email",
+        "u.email_verified_at",
+        "u.phone",
+        "u.phone_verified_at",
+        "u.password_hash",
+        "u.status",
+        "u.birth_date",
+        "u.newsletter",
+        "u.meta",
+        "u.created_at",
+        "u.updated_at",
+        "u.last_login_at",
+        "u.password_changed_at",
     ]
     .into_iter()
     .map(str::to_owned)
@@ -58,8 +71,21 @@ pub(crate) static USER_BY_USERNAME_OR_PHONE: LazyLock<String> = LazyLock::new(||
 /// The user insert, with one placeholder per column.
 pub(crate) static USER_INSERT: LazyLock<String> = LazyLock::new(|| {
     let mut cols = vec![
-        "tenant_id", "username", "username_norm", "email", "email_norm", "email_verified_at", "phone", "phone_norm",
-        "password_hash", "status", "birth_date", "newsletter", "meta", "created_at", "updated_at",
+        "tenant_id",
+        "username",
+        "username_norm",
+        "email",
+        "email_norm",
+        "email_verified_at",
+        "phone",
+        "phone_norm",
+        "password_hash",
+        "status",
+        "birth_date",
+        "newsletter",
+        "meta",
+        "created_at",
+        "updated_at",
         "password_changed_at",
     ]
     .into_iter()
@@ -91,7 +117,8 @@ pub(crate) fn user_from_row(row: &SqliteRow) -> StoreResult<UserWithSecret> {
     for f in TextField::ALL {
         profile.set_text(*f, row.try_get(f.name()).map_err(map_err)?);
     }
-    profile.birth_date = row.try_get::<Option<String>, _>("birth_date").map_err(map_err)?.as_deref().map(parse_date).transpose()?;
+    profile.birth_date =
+        row.try_get::<Option<String>, _>("birth_date").map_err(map_err)?.as_deref().map(parse_date).transpose()?;
     profile.newsletter = row.try_get::<i64, _>("newsletter").map_err(map_err)? != 0;
     let meta: String = row.try_get("meta").map_err(map_err)?;
     profile.meta = serde_json::from_str(&meta).map_err(|e| StoreError::Corrupt(format!("meta: {e}")))?;

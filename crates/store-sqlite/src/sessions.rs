@@ -15,7 +15,11 @@ use crate::users::end_sessions;
 use crate::{SqliteStore, map_err};
 
 /// Appends revocations (one per ended session) to the feed, in the caller's transaction.
-pub(crate) async fn record_revocations(conn: &mut SqliteConnection, hashes: &[Vec<u8>], now: Timestamp) -> StoreResult<()> {
+pub(crate) async fn record_revocations(
+    conn: &mut SqliteConnection,
+    hashes: &[Vec<u8>],
+    now: Timestamp,
+) -> StoreResult<()> {
     for h in hashes {
         sqlx::query("INSERT INTO session_revocations (token_hash, created_at, updated_at) VALUES (?1, ?2, ?2)")
             .bind(h.clone())
@@ -61,25 +65,46 @@ impl SqliteStore {
     pub(crate) async fn session_row_by_hash(&self, hash: &TokenHash) -> StoreResult<Option<Session>> {
         static SQL: std::sync::LazyLock<String> =
             std::sync::LazyLock::new(|| format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE token_hash = ?1"));
-        let row = sqlx::query(SQL.as_str()).bind(hash.as_bytes().to_vec()).fetch_optional(&self.reader).await.map_err(map_err)?;
+        let row = sqlx::query(SQL.as_str())
+            .bind(hash.as_bytes().to_vec())
+            .fetch_optional(&self.reader)
+            .await
+            .map_err(map_err)?;
         row.as_ref().map(session_from_row).transpose()
     }
 
     pub(crate) async fn session_rows_of_user(&self, tenant: TenantId, user: UserId) -> StoreResult<Vec<Session>> {
         static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-            format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE tenant_id = ?1 AND user_id = ?2 ORDER BY created_at DESC, id DESC")
+            format!(
+                "SELECT {SESSION_COLUMNS} FROM sessions WHERE tenant_id = ?1 AND user_id = ?2 ORDER BY created_at DESC, id DESC"
+            )
         });
-        let rows = sqlx::query(SQL.as_str()).bind(tenant.0).bind(user.0).fetch_all(&self.reader).await.map_err(map_err)?;
+        let rows =
+            sqlx::query(SQL.as_str()).bind(tenant.0).bind(user.0).fetch_all(&self.reader).await.map_err(map_err)?;
         rows.iter().map(session_from_row).collect()
     }
 
     pub(crate) async fn delete_session_row(&self, tenant: TenantId, user: UserId, id: SessionId) -> StoreResult<bool> {
         let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await.map_err(map_err)?;
+        let hashes: Vec<Vec<u8>> = sqlx::query_scalar(
+            "DELETE FROM sessions WHERE tenant_id = ?1 AND user_id = ?2 AND id = ?3 RETURNING token_hash",
+        )
+        .bind(tenant.0)
+        .bind(user.0)
+        .bind(id.0)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        record_revocations(&mut tx, &hashes, SystemClock.now()).await?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(!hashes.is_empty())
+    }
+
+    pub(crate) async fn delete_session_row_by_hash(&self, hash: &TokenHash) -> StoreResult<bool> {
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await.map_err(map_err)?;
         let hashes: Vec<Vec<u8>> =
-            sqlx::query_scalar("DELETE FROM sessions WHERE tenant_id = ?1 AND user_id = ?2 AND id = ?3 RETURNING token_hash")
-                .bind(tenant.0)
-                .bind(user.0)
-                .bind(id.0)
+            sqlx::query_scalar("DELETE FROM sessions WHERE token_hash = ?1 RETURNING token_hash")
+                .bind(hash.as_bytes().to_vec())
                 .fetch_all(&mut *tx)
                 .await
                 .map_err(map_err)?;
@@ -88,19 +113,12 @@ impl SqliteStore {
         Ok(!hashes.is_empty())
     }
 
-    pub(crate) async fn delete_session_row_by_hash(&self, hash: &TokenHash) -> StoreResult<bool> {
-        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await.map_err(map_err)?;
-        let hashes: Vec<Vec<u8>> = sqlx::query_scalar("DELETE FROM sessions WHERE token_hash = ?1 RETURNING token_hash")
-            .bind(hash.as_bytes().to_vec())
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(map_err)?;
-        record_revocations(&mut tx, &hashes, SystemClock.now()).await?;
-        tx.commit().await.map_err(map_err)?;
-        Ok(!hashes.is_empty())
-    }
-
-    pub(crate) async fn delete_session_rows_of_user(&self, tenant: TenantId, user: UserId, which: EndSessions) -> StoreResult<u64> {
+    pub(crate) async fn delete_session_rows_of_user(
+        &self,
+        tenant: TenantId,
+        user: UserId,
+        which: EndSessions,
+    ) -> StoreResult<u64> {
         let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await.map_err(map_err)?;
         let owned: Option<i64> = sqlx::query_scalar("SELECT id FROM users WHERE tenant_id = ?1 AND id = ?2")
             .bind(tenant.0)
@@ -132,11 +150,13 @@ impl SqliteStore {
     pub(crate) async fn delete_expired_session_rows(&self, now: Timestamp, keep_feed: Duration) -> StoreResult<u64> {
         let now_us = now.unix_micros();
         let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await.map_err(map_err)?;
-        let done = sqlx::query("DELETE FROM sessions WHERE expires_at <= ?1 OR last_seen_at + idle_timeout_secs * 1000000 <= ?1")
-            .bind(now_us)
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?;
+        let done = sqlx::query(
+            "DELETE FROM sessions WHERE expires_at <= ?1 OR last_seen_at + idle_timeout_secs * 1000000 <= ?1",
+        )
+        .bind(now_us)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
         sqlx::query("DELETE FROM session_revocations WHERE created_at < ?1")
             .bind(now.minus(keep_feed).unix_micros())
             .execute(&mut *tx)
@@ -151,7 +171,8 @@ impl SqliteStore {
             .fetch_one(&self.reader)
             .await
             .map_err(map_err)?;
-        let state = FeedState { pool: self.reader.clone(), cursor: start, every: self.options.revocation_poll_interval };
+        let state =
+            FeedState { pool: self.reader.clone(), cursor: start, every: self.options.revocation_poll_interval };
         let batches = futures::stream::unfold(state, |mut st| async move {
             tokio::time::sleep(st.every).await;
             let batch = st.poll().await;
@@ -169,10 +190,11 @@ struct FeedState {
 
 impl FeedState {
     async fn poll(&mut self) -> Vec<StoreResult<Revocation>> {
-        let rows = sqlx::query("SELECT id, token_hash, user_id FROM session_revocations WHERE id > ?1 ORDER BY id LIMIT 1000")
-            .bind(self.cursor)
-            .fetch_all(&self.pool)
-            .await;
+        let rows =
+            sqlx::query("SELECT id, token_hash, user_id FROM session_revocations WHERE id > ?1 ORDER BY id LIMIT 1000")
+                .bind(self.cursor)
+                .fetch_all(&self.pool)
+                .await;
         let rows = match rows {
             Ok(r) => r,
             Err(e) => return vec![Err(map_err(e))],
@@ -195,9 +217,9 @@ fn decode_revocation(row: &sqlx::sqlite::SqliteRow) -> StoreResult<Revocation> {
     let hash: Option<Vec<u8>> = row.try_get("token_hash").map_err(map_err)?;
     let user: Option<i64> = row.try_get("user_id").map_err(map_err)?;
     Ok(match (hash, user) {
-        (Some(h), _) => {
-            Revocation::Session(TokenHash::from_slice(&h).ok_or_else(|| StoreError::Corrupt("revocation token hash".into()))?)
-        }
+        (Some(h), _) => Revocation::Session(
+            TokenHash::from_slice(&h).ok_or_else(|| StoreError::Corrupt("revocation token hash".into()))?,
+        ),
         (None, Some(u)) => Revocation::User(UserId(u)),
         (None, None) => Revocation::All,
     })

@@ -60,12 +60,8 @@ fn role_from_row(row: &SqliteRow) -> StoreResult<Role> {
 impl SqliteStore {
     pub(crate) async fn tenant_by(&self, id: Option<TenantId>, slug: Option<&str>) -> StoreResult<Option<Tenant>> {
         let row = match (id, slug) {
-            (Some(id), _) => {
-                sqlx::query(TENANT_BY_ID.as_str()).bind(id.0).fetch_optional(&self.reader).await
-            }
-            (None, Some(slug)) => {
-                sqlx::query(TENANT_BY_SLUG.as_str()).bind(slug).fetch_optional(&self.reader).await
-            }
+            (Some(id), _) => sqlx::query(TENANT_BY_ID.as_str()).bind(id.0).fetch_optional(&self.reader).await,
+            (None, Some(slug)) => sqlx::query(TENANT_BY_SLUG.as_str()).bind(slug).fetch_optional(&self.reader).await,
             (None, None) => return Ok(None),
         }
         .map_err(map_err)?;
@@ -87,13 +83,15 @@ impl SqliteStore {
         .await
         .map_err(map_err)?;
         for d in &t.domains {
-            sqlx::query("INSERT INTO tenant_domains (domain, tenant_id, created_at, updated_at) VALUES (?1, ?2, ?3, ?3)")
-                .bind(d)
-                .bind(id)
-                .bind(now)
-                .execute(&mut *tx)
-                .await
-                .map_err(map_err)?;
+            sqlx::query(
+                "INSERT INTO tenant_domains (domain, tenant_id, created_at, updated_at) VALUES (?1, ?2, ?3, ?3)",
+            )
+            .bind(d)
+            .bind(id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
         }
         let row = sqlx::query(TENANT_BY_ID.as_str()).bind(id).fetch_one(&mut *tx).await.map_err(map_err)?;
         let tenant = tenant_from_row(&row)?;

@@ -5,10 +5,15 @@ use portcullis_core::ids::{TenantId, UserId};
 use portcullis_core::model::User;
 use portcullis_core::parse::LoginKey;
 use portcullis_core::profile::{ProfileChange, TextField};
-use portcullis_core::store::{EndSessions, NewUser, PasswordChange, StoreError, StoreResult, UserUpdate, UserWithSecret};
+use portcullis_core::store::{
+    EndSessions, NewUser, PasswordChange, StoreError, StoreResult, UserUpdate, UserWithSecret,
+};
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 
-use crate::rows::{USER_BY_EMAIL, USER_BY_ID, USER_BY_PHONE, USER_BY_USERNAME, USER_BY_USERNAME_OR_PHONE, USER_INSERT, date_text, user_from_row};
+use crate::rows::{
+    USER_BY_EMAIL, USER_BY_ID, USER_BY_PHONE, USER_BY_USERNAME, USER_BY_USERNAME_OR_PHONE, USER_INSERT, date_text,
+    user_from_row,
+};
 use crate::{SqliteStore, map_err};
 
 impl SqliteStore {
@@ -52,7 +57,9 @@ impl SqliteStore {
         for role in &u.roles {
             insert_role_grant(&mut tx, UserId(id), role.0, now).await?;
         }
-        let user = fetch_user(&mut tx, u.tenant_id, UserId(id)).await?.ok_or_else(|| StoreError::Corrupt("inserted user vanished".into()))?;
+        let user = fetch_user(&mut tx, u.tenant_id, UserId(id))
+            .await?
+            .ok_or_else(|| StoreError::Corrupt("inserted user vanished".into()))?;
         tx.commit().await.map_err(map_err)?;
         Ok(user.user)
     }
@@ -67,9 +74,10 @@ impl SqliteStore {
             LoginKey::Username(n) => sqlx::query(USER_BY_USERNAME.as_str()).bind(tenant.0).bind(n.clone()),
             LoginKey::Email(n) => sqlx::query(USER_BY_EMAIL.as_str()).bind(tenant.0).bind(n.clone()),
             LoginKey::Phone(n) => sqlx::query(USER_BY_PHONE.as_str()).bind(tenant.0).bind(n.clone()),
-            LoginKey::UsernameOrPhone { username, phone } => {
-                sqlx::query(USER_BY_USERNAME_OR_PHONE.as_str()).bind(tenant.0).bind(username.clone()).bind(phone.clone())
-            }
+            LoginKey::UsernameOrPhone { username, phone } => sqlx::query(USER_BY_USERNAME_OR_PHONE.as_str())
+                .bind(tenant.0)
+                .bind(username.clone())
+                .bind(phone.clone()),
         };
         let row = q.fetch_optional(&self.reader).await.map_err(map_err)?;
         row.as_ref().map(user_from_row).transpose()
@@ -146,7 +154,11 @@ impl SqliteStore {
             .map_err(map_err)?;
         }
         if let Some(roles) = &u.roles {
-            sqlx::query("DELETE FROM user_roles WHERE user_id = ?1").bind(id.0).execute(&mut *tx).await.map_err(map_err)?;
+            sqlx::query("DELETE FROM user_roles WHERE user_id = ?1")
+                .bind(id.0)
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)?;
             for r in roles {
                 insert_role_grant(&mut tx, id, r.0, now_us).await?;
             }
@@ -171,12 +183,22 @@ impl SqliteStore {
             return Ok(false);
         }
         end_sessions(&mut tx, id, EndSessions::All, now).await?;
-        sqlx::query("DELETE FROM users WHERE tenant_id = ?1 AND id = ?2").bind(tenant.0).bind(id.0).execute(&mut *tx).await.map_err(map_err)?;
+        sqlx::query("DELETE FROM users WHERE tenant_id = ?1 AND id = ?2")
+            .bind(tenant.0)
+            .bind(id.0)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
         tx.commit().await.map_err(map_err)?;
         Ok(true)
     }
 
-    pub(crate) async fn set_password_rows(&self, tenant: TenantId, id: UserId, c: &PasswordChange) -> StoreResult<bool> {
+    pub(crate) async fn set_password_rows(
+        &self,
+        tenant: TenantId,
+        id: UserId,
+        c: &PasswordChange,
+    ) -> StoreResult<bool> {
         let now = c.now.unix_micros();
         let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await.map_err(map_err)?;
         let done = sqlx::query(
@@ -203,7 +225,8 @@ impl SqliteStore {
 }
 
 async fn fetch_user(conn: &mut SqliteConnection, tenant: TenantId, id: UserId) -> StoreResult<Option<UserWithSecret>> {
-    let row = sqlx::query(USER_BY_ID.as_str()).bind(tenant.0).bind(id.0).fetch_optional(&mut *conn).await.map_err(map_err)?;
+    let row =
+        sqlx::query(USER_BY_ID.as_str()).bind(tenant.0).bind(id.0).fetch_optional(&mut *conn).await.map_err(map_err)?;
     row.as_ref().map(user_from_row).transpose()
 }
 
@@ -228,7 +251,12 @@ async fn insert_role_grant(conn: &mut SqliteConnection, user: UserId, role: i64,
 
 /// Deletes sessions of a user as asked and records each on the revocation feed, in the
 /// caller's transaction.
-pub(crate) async fn end_sessions(conn: &mut SqliteConnection, user: UserId, which: EndSessions, now: Timestamp) -> StoreResult<u64> {
+pub(crate) async fn end_sessions(
+    conn: &mut SqliteConnection,
+    user: UserId,
+    which: EndSessions,
+    now: Timestamp,
+) -> StoreResult<u64> {
     let hashes: Vec<Vec<u8>> = match which {
         EndSessions::None => return Ok(0),
         EndSessions::All => sqlx::query_scalar("DELETE FROM sessions WHERE user_id = ?1 RETURNING token_hash")

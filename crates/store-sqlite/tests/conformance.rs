@@ -21,7 +21,9 @@ async fn db() -> TestDb {
         Arc::new(store),
         Box::new(move || {
             let url = reopen_url.clone();
-            Box::pin(async move { Arc::new(SqliteStore::open(&url, options()).await.unwrap()) as Arc<dyn portcullis_core::store::Store> })
+            Box::pin(async move {
+                Arc::new(SqliteStore::open(&url, options()).await.unwrap()) as Arc<dyn portcullis_core::store::Store>
+            })
         }),
         Box::new(dir),
     )

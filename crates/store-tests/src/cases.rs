@@ -43,7 +43,13 @@ fn new_user(tenant: TenantId, username: Option<&str>, email: Option<&str>) -> Ne
 
 async fn tenant(store: &Arc<dyn Store>, slug: &str) -> TenantId {
     store
-        .insert_tenant(&NewTenant { slug: slug.into(), name: slug.into(), domains: vec![], policy: TenantPolicy::default(), now: now() })
+        .insert_tenant(&NewTenant {
+            slug: slug.into(),
+            name: slug.into(),
+            domains: vec![],
+            policy: TenantPolicy::default(),
+            now: now(),
+        })
         .await
         .unwrap()
         .id
@@ -101,7 +107,13 @@ pub async fn tenants_round_trip_with_unique_slugs(db: &TestDb) {
     assert_eq!(db.store.tenant_by_slug("acme").await.unwrap(), Some(t.clone()));
     let dup = db
         .store
-        .insert_tenant(&NewTenant { slug: "acme".into(), name: "Other".into(), domains: vec![], policy: TenantPolicy::default(), now: now() })
+        .insert_tenant(&NewTenant {
+            slug: "acme".into(),
+            name: "Other".into(),
+            domains: vec![],
+            policy: TenantPolicy::default(),
+            now: now(),
+        })
         .await;
     assert_eq!(conflict(dup), UniqueField::Slug);
     // A domain belongs to one tenant only, and a refused tenant leaves nothing behind.
@@ -143,8 +155,19 @@ pub async fn users_round_trip_every_field(db: &TestDb) {
         })
         .await
         .unwrap();
-    let admin = s.insert_role(&NewRole { tenant_id: TenantId::DEFAULT, name: "admin".into(), description: None, now: now() }).await.unwrap();
-    let editor = s.insert_role(&NewRole { tenant_id: TenantId::DEFAULT, name: "Editor".into(), description: Some("edits".into()), now: now() }).await.unwrap();
+    let admin = s
+        .insert_role(&NewRole { tenant_id: TenantId::DEFAULT, name: "admin".into(), description: None, now: now() })
+        .await
+        .unwrap();
+    let editor = s
+        .insert_role(&NewRole {
+            tenant_id: TenantId::DEFAULT,
+            name: "Editor".into(),
+            description: Some("edits".into()),
+            now: now(),
+        })
+        .await
+        .unwrap();
 
     let mut profile = Profile::default();
     for f in TextField::ALL {
@@ -190,8 +213,14 @@ pub async fn identifiers_are_unique_per_tenant_in_normalised_form(db: &TestDb) {
     let s = &db.store;
     s.insert_user(&new_user(TenantId::DEFAULT, Some("alice"), Some("alice@example.com"))).await.unwrap();
     assert_eq!(conflict(s.insert_user(&new_user(TenantId::DEFAULT, Some("ALICE"), None)).await), UniqueField::Username);
-    assert_eq!(conflict(s.insert_user(&new_user(TenantId::DEFAULT, Some("ａｌｉｃｅ"), None)).await), UniqueField::Username);
-    assert_eq!(conflict(s.insert_user(&new_user(TenantId::DEFAULT, None, Some("Alice@EXAMPLE.com"))).await), UniqueField::Email);
+    assert_eq!(
+        conflict(s.insert_user(&new_user(TenantId::DEFAULT, Some("ａｌｉｃｅ"), None)).await),
+        UniqueField::Username
+    );
+    assert_eq!(
+        conflict(s.insert_user(&new_user(TenantId::DEFAULT, None, Some("Alice@EXAMPLE.com"))).await),
+        UniqueField::Email
+    );
     let mut p1 = new_user(TenantId::DEFAULT, None, None);
     p1.phone = Some(Phone::parse("+1 416 555 0100").unwrap());
     s.insert_user(&p1).await.unwrap();
@@ -224,7 +253,8 @@ pub async fn concurrent_inserts_of_one_email_let_exactly_one_through(db: &TestDb
     }
     assert_eq!(ok, 1, "exactly one insert wins");
     // The losers left nothing behind: their usernames are free.
-    let winner = db.store.user_with_secret(TenantId::DEFAULT, &LoginKey::email("race@example.com")).await.unwrap().unwrap();
+    let winner =
+        db.store.user_with_secret(TenantId::DEFAULT, &LoginKey::email("race@example.com")).await.unwrap().unwrap();
     for i in 0..16 {
         let name = format!("racer{i}");
         let found = db.store.user_with_secret(TenantId::DEFAULT, &LoginKey::username(&name)).await.unwrap();
@@ -274,8 +304,14 @@ pub async fn updates_apply_changes_and_refuse_conflicts_whole(db: &TestDb) {
         })
         .await
         .unwrap();
-    let r1 = s.insert_role(&NewRole { tenant_id: TenantId::DEFAULT, name: "one".into(), description: None, now: now() }).await.unwrap();
-    let r2 = s.insert_role(&NewRole { tenant_id: TenantId::DEFAULT, name: "two".into(), description: None, now: now() }).await.unwrap();
+    let r1 = s
+        .insert_role(&NewRole { tenant_id: TenantId::DEFAULT, name: "one".into(), description: None, now: now() })
+        .await
+        .unwrap();
+    let r2 = s
+        .insert_role(&NewRole { tenant_id: TenantId::DEFAULT, name: "two".into(), description: None, now: now() })
+        .await
+        .unwrap();
     let mut nu = new_user(TenantId::DEFAULT, Some("frank"), Some("frank@example.com"));
     nu.profile.first_name = Some("Frank".into());
     nu.attributes = vec![(team.id, json!("red"))];
@@ -355,7 +391,10 @@ pub async fn deleting_a_user_cascades_and_ends_sessions(db: &TestDb) {
         })
         .await
         .unwrap();
-    let role = s.insert_role(&NewRole { tenant_id: TenantId::DEFAULT, name: "r".into(), description: None, now: now() }).await.unwrap();
+    let role = s
+        .insert_role(&NewRole { tenant_id: TenantId::DEFAULT, name: "r".into(), description: None, now: now() })
+        .await
+        .unwrap();
     let mut nu = new_user(TenantId::DEFAULT, Some("ivan"), Some("ivan@example.com"));
     nu.attributes = vec![(attr.id, json!("x"))];
     nu.roles = vec![role.id];
@@ -396,7 +435,10 @@ pub async fn password_changes_compare_and_end_sessions(db: &TestDb) {
         is_new_password: false,
         now: now(),
     };
-    assert!(!s.set_password_hash(TenantId::DEFAULT, u.id, &stale).await.unwrap(), "compare-and-set refuses a stale hash");
+    assert!(
+        !s.set_password_hash(TenantId::DEFAULT, u.id, &stale).await.unwrap(),
+        "compare-and-set refuses a stale hash"
+    );
     assert_eq!(s.sessions_of_user(TenantId::DEFAULT, u.id).await.unwrap().len(), 3, "and ends nothing");
 
     let later = now().plus(Duration::from_secs(9));
@@ -411,7 +453,8 @@ pub async fn password_changes_compare_and_end_sessions(db: &TestDb) {
     let after = s.user_with_secret_by_id(TenantId::DEFAULT, u.id).await.unwrap().unwrap();
     assert_eq!(after.password_hash.as_deref(), Some("$argon2id$v=19$new"));
     assert_eq!(after.user.password_changed_at, Some(later));
-    let left: Vec<SessionId> = s.sessions_of_user(TenantId::DEFAULT, u.id).await.unwrap().iter().map(|x| x.id).collect();
+    let left: Vec<SessionId> =
+        s.sessions_of_user(TenantId::DEFAULT, u.id).await.unwrap().iter().map(|x| x.id).collect();
     assert_eq!(left, vec![kept.id]);
     expect_revocations(&mut feed, &[drop1.hash(), drop2.hash()]).await;
 
@@ -481,7 +524,8 @@ pub async fn sessions_round_trip_and_belong_to_their_user(db: &TestDb) {
     let user = s.user(TenantId::DEFAULT, u.id).await.unwrap().unwrap();
     assert_eq!(user.last_login_at, Some(t0.plus(Duration::from_secs(1))), "opening a session records the log-in");
 
-    let listed: Vec<SessionId> = s.sessions_of_user(TenantId::DEFAULT, u.id).await.unwrap().iter().map(|x| x.id).collect();
+    let listed: Vec<SessionId> =
+        s.sessions_of_user(TenantId::DEFAULT, u.id).await.unwrap().iter().map(|x| x.id).collect();
     assert_eq!(listed, vec![sb.id, sa.id], "newest first");
     assert!(!s.delete_session(TenantId::DEFAULT, u.id, sc.id).await.unwrap(), "someone else's session");
     assert!(s.session_by_token_hash(&c.hash()).await.unwrap().is_some());
@@ -568,7 +612,10 @@ pub async fn failed_multi_row_writes_leave_nothing_behind(db: &TestDb) {
         .unwrap();
     // The second role id does not exist: the user, its attributes and its first role must all
     // be rolled back.
-    let role = s.insert_role(&NewRole { tenant_id: TenantId::DEFAULT, name: "ok".into(), description: None, now: now() }).await.unwrap();
+    let role = s
+        .insert_role(&NewRole { tenant_id: TenantId::DEFAULT, name: "ok".into(), description: None, now: now() })
+        .await
+        .unwrap();
     let mut nu = new_user(TenantId::DEFAULT, Some("quinn"), Some("quinn@example.com"));
     nu.attributes = vec![(def.id, json!("x"))];
     nu.roles = vec![role.id, RoleId(role.id.0 + 999)];

@@ -1,0 +1,373 @@
+//! Wire types of the native API, and their OpenAPI schemas. The user object is flat: every
+//! profile field sits beside the identifiers, exactly as clients send them at sign-up. Its
+//! schema is built from the core's field table so the document cannot drift from the code.
+
+use std::borrow::Cow;
+
+use portcullis_core::auth::IssuedSession;
+use portcullis_core::model::{Session, User};
+use portcullis_core::profile::{TextField, TextKind};
+use portcullis_core::{Password, Timestamp};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::{
+    AdditionalProperties, ArrayBuilder, KnownFormat, ObjectBuilder, Schema, SchemaFormat, SchemaType, Type,
+};
+use utoipa::{PartialSchema, ToSchema};
+
+/// The JSON form of a user.
+pub fn user_json(u: &User) -> Value {
+    let mut m = Map::new();
+    m.insert("id".into(), json!(u.id.0));
+    m.insert("username".into(), json!(u.username));
+    m.insert("email".into(), json!(u.email));
+    m.insert("email_verified".into(), json!(u.email_verified_at.is_some()));
+    m.insert("phone".into(), json!(u.phone));
+    m.insert("phone_verified".into(), json!(u.phone_verified_at.is_some()));
+    m.insert("status".into(), json!(u.status.as_str()));
+    m.insert("roles".into(), json!(u.roles));
+    m.insert("attributes".into(), json!(u.attributes));
+    for f in TextField::ALL {
+        m.insert(f.name().into(), json!(u.profile.text(*f)));
+    }
+    let birth = u.profile.birth_date.map(|d| format!("{:04}-{:02}-{:02}", d.year(), u8::from(d.month()), d.day()));
+    m.insert("birth_date".into(), json!(birth));
+    m.insert("newsletter".into(), json!(u.profile.newsletter));
+    m.insert("meta".into(), Value::Object(u.profile.meta.clone()));
+    m.insert("created_at".into(), json!(u.created_at));
+    m.insert("updated_at".into(), json!(u.updated_at));
+    m.insert("last_login_at".into(), json!(u.last_login_at));
+    m.insert("password_changed_at".into(), json!(u.password_changed_at));
+    Value::Object(m)
+}
+
+/// A user, as the native API shows it.
+#[derive(Debug)]
+pub struct UserBody;
+
+fn nullable(t: Type) -> SchemaType {
+    SchemaType::from_iter([t, Type::Null])
+}
+
+fn string_field(kind: TextKind, max: usize, nullable_: bool) -> ObjectBuilder {
+    let ty = if nullable_ { nullable(Type::String) } else { SchemaType::new(Type::String) };
+    let b = ObjectBuilder::new().schema_type(ty).max_length(Some(max));
+    match kind {
+        TextKind::Url => b.description(Some("An http or https URL.")),
+        TextKind::Email => b.format(Some(SchemaFormat::KnownFormat(KnownFormat::Email))),
+        _ => b,
+    }
+}
+
+/// Adds every profile field to an object schema.
+fn with_profile(mut b: ObjectBuilder) -> ObjectBuilder {
+    for f in TextField::ALL {
+        b = b.property(f.name(), string_field(f.kind(), f.max_chars(), true));
+    }
+    b.property(
+        "birth_date",
+        ObjectBuilder::new()
+            .schema_type(nullable(Type::String))
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Date))),
+    )
+    .property("newsletter", ObjectBuilder::new().schema_type(Type::Boolean))
+    .property(
+        "meta",
+        ObjectBuilder::new()
+            .schema_type(nullable(Type::Object))
+            .description(Some("Free-form metadata (a JSON object, at most 16 KiB).")),
+    )
+}
+
+fn attributes_schema() -> ObjectBuilder {
+    ObjectBuilder::new()
+        .schema_type(Type::Object)
+        .additional_properties(Some(AdditionalProperties::FreeForm(true)))
+        .description(Some("Custom attributes by name; their types are defined per tenant."))
+}
+
+fn timestamp(nullable_: bool) -> ObjectBuilder {
+    let ty = if nullable_ { nullable(Type::String) } else { SchemaType::new(Type::String) };
+    ObjectBuilder::new().schema_type(ty).format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime)))
+}
+
+impl PartialSchema for UserBody {
+    fn schema() -> RefOr<Schema> {
+        let b = ObjectBuilder::new()
+            .property(
+                "id",
+                ObjectBuilder::new()
+                    .schema_type(Type::Integer)
+                    .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64))),
+            )
+            .property("username", ObjectBuilder::new().schema_type(nullable(Type::String)))
+            .property(
+                "email",
+                ObjectBuilder::new()
+                    .schema_type(nullable(Type::String))
+                    .format(Some(SchemaFormat::KnownFormat(KnownFormat::Email))),
+            )
+            .property("email_verified", ObjectBuilder::new().schema_type(Type::Boolean))
+            .property("phone", ObjectBuilder::new().schema_type(nullable(Type::String)))
+            .property("phone_verified", ObjectBuilder::new().schema_type(Type::Boolean))
+            .property(
+                "status",
+                ObjectBuilder::new().schema_type(Type::String).enum_values(Some(["active", "pending", "disabled"])),
+            )
+            .property("roles", ArrayBuilder::new().items(ObjectBuilder::new().schema_type(Type::String)))
+            .property("attributes", attributes_schema());
+        let b = with_profile(b)
+            .property("created_at", timestamp(false))
+            .property("updated_at", timestamp(false))
+            .property("last_login_at", timestamp(true))
+            .property("password_changed_at", timestamp(true));
+        let required = [
+            "id",
+            "username",
+            "email",
+            "email_verified",
+            "phone",
+            "phone_verified",
+            "status",
+            "roles",
+            "attributes",
+            "created_at",
+            "updated_at",
+        ];
+        RefOr::T(Schema::Object(required.into_iter().fold(b, |b, r| b.required(r)).build()))
+    }
+}
+
+impl ToSchema for UserBody {
+    fn name() -> Cow<'static, str> {
+        Cow::Borrowed("User")
+    }
+}
+
+/// Identifier fields and profile fields a user may set, shared by sign-up and `PATCH /v1/me`.
+fn editable_fields() -> ObjectBuilder {
+    let b = ObjectBuilder::new()
+        .property(
+            "username",
+            ObjectBuilder::new().schema_type(nullable(Type::String)).min_length(Some(2)).max_length(Some(64)),
+        )
+        .property(
+            "email",
+            ObjectBuilder::new()
+                .schema_type(nullable(Type::String))
+                .format(Some(SchemaFormat::KnownFormat(KnownFormat::Email)))
+                .max_length(Some(254)),
+        )
+        .property("phone", ObjectBuilder::new().schema_type(nullable(Type::String)).max_length(Some(32)))
+        .property(
+            "attributes",
+            attributes_schema()
+                .description(Some("Values of custom attributes the tenant marks user-editable; null removes one.")),
+        );
+    with_profile(b).additional_properties(Some(AdditionalProperties::FreeForm(false)))
+}
+
+/// The body of `POST /v1/signup`.
+#[derive(Debug)]
+pub struct SignupBody;
+
+impl PartialSchema for SignupBody {
+    fn schema() -> RefOr<Schema> {
+        let b = editable_fields()
+            .property(
+                "password",
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .format(Some(SchemaFormat::KnownFormat(KnownFormat::Password)))
+                    .max_length(Some(1023)),
+            )
+            .property(
+                "password_confirmation",
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .format(Some(SchemaFormat::KnownFormat(KnownFormat::Password))),
+            )
+            .required("password")
+            .description(Some("Which of username, email and phone are required is tenant policy (by default: email)."));
+        RefOr::T(Schema::Object(b.build()))
+    }
+}
+
+impl ToSchema for SignupBody {
+    fn name() -> Cow<'static, str> {
+        Cow::Borrowed("SignupRequest")
+    }
+}
+
+/// The body of `PATCH /v1/me`: any subset of the editable fields; `null` clears a field.
+#[derive(Debug)]
+pub struct ProfilePatchBody;
+
+impl PartialSchema for ProfilePatchBody {
+    fn schema() -> RefOr<Schema> {
+        RefOr::T(Schema::Object(
+            editable_fields()
+                .description(Some(
+                    "Fields not listed here (status, roles, password, ...) are refused with 403 field_not_editable.",
+                ))
+                .build(),
+        ))
+    }
+}
+
+impl ToSchema for ProfilePatchBody {
+    fn name() -> Cow<'static, str> {
+        Cow::Borrowed("ProfilePatch")
+    }
+}
+
+/// A session, as its owner sees it.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Session)]
+pub struct SessionBody {
+    /// Identifier (not a credential).
+    pub id: i64,
+    /// The session's user.
+    pub user_id: i64,
+    /// When it was opened.
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: Timestamp,
+    /// Absolute expiry.
+    #[schema(value_type = String, format = DateTime)]
+    pub expires_at: Timestamp,
+    /// When it expires if not used again.
+    #[schema(value_type = String, format = DateTime)]
+    pub idle_expires_at: Timestamp,
+    /// Last use (recorded at most once a minute).
+    #[schema(value_type = String, format = DateTime)]
+    pub last_seen_at: Timestamp,
+    /// User agent that opened it.
+    pub user_agent: Option<String>,
+    /// Client IP that opened it.
+    pub ip: Option<String>,
+    /// Whether this is the session making the request.
+    pub current: bool,
+}
+
+impl SessionBody {
+    /// The wire form of a session.
+    pub fn new(s: &Session, current: bool) -> Self {
+        Self {
+            id: s.id.0,
+            user_id: s.user_id.0,
+            created_at: s.created_at,
+            expires_at: s.expires_at,
+            idle_expires_at: s.idle_expires_at().min(s.expires_at),
+            last_seen_at: s.last_seen_at,
+            user_agent: s.user_agent.clone(),
+            ip: s.ip.clone(),
+            current,
+        }
+    }
+}
+
+/// A session just opened, with its token (shown this once).
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = NewSession)]
+pub struct IssuedSessionBody {
+    /// Bearer token: send as `Authorization: Bearer <token>`. Also set as an HttpOnly cookie.
+    pub token: String,
+    /// The session.
+    #[serde(flatten)]
+    pub session: SessionBody,
+}
+
+impl From<&IssuedSession> for IssuedSessionBody {
+    fn from(s: &IssuedSession) -> Self {
+        Self { token: s.token.expose().to_owned(), session: SessionBody::new(&s.session, true) }
+    }
+}
+
+/// Answer of sign-up and log-in.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuthResponse {
+    /// The account.
+    #[schema(value_type = UserBody)]
+    pub user: Value,
+    /// The new session; absent when the tenant requires a verified e-mail address first.
+    pub session: Option<IssuedSessionBody>,
+}
+
+/// Answer of `GET /v1/me` and `PATCH /v1/me`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MeResponse {
+    /// The account.
+    #[schema(value_type = UserBody)]
+    pub user: Value,
+}
+
+/// Answer of `GET /v1/session`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SessionResponse {
+    /// The session making the request.
+    pub session: SessionBody,
+}
+
+/// Answer of `GET /v1/sessions`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SessionsResponse {
+    /// The user's live sessions, newest first.
+    pub sessions: Vec<SessionBody>,
+}
+
+/// Answer of `POST /v1/logout/all`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LogoutAllResponse {
+    /// How many sessions ended.
+    pub sessions_ended: u64,
+}
+
+/// Body of `POST /v1/login`: `login` (matched against username, e-mail or phone) or exactly
+/// one of `username`, `email`, `phone`; and the password.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoginRequest {
+    /// Username, e-mail address or phone number.
+    pub login: Option<String>,
+    /// Username only.
+    pub username: Option<String>,
+    /// E-mail address only.
+    pub email: Option<String>,
+    /// Phone number only.
+    pub phone: Option<String>,
+    /// The password.
+    #[schema(value_type = String, format = Password)]
+    pub password: Option<Password>,
+}
+
+/// Body of `POST /v1/me/password`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChangePasswordRequest {
+    /// The current password.
+    #[schema(value_type = String, format = Password)]
+    pub current_password: Password,
+    /// The new password.
+    #[schema(value_type = String, format = Password)]
+    pub new_password: Password,
+    /// The new password again, if the client asks for it.
+    #[schema(value_type = Option<String>, format = Password)]
+    pub new_password_confirmation: Option<Password>,
+}
+
+/// Body of `DELETE /v1/me`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DeleteMeRequest {
+    /// The current password, to confirm.
+    #[schema(value_type = String, format = Password)]
+    pub password: Password,
+}
+
+/// Answer of `GET /healthz` and `GET /readyz`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StatusResponse {
+    /// `ok` or `ready`.
+    pub status: &'static str,
+}

@@ -1,0 +1,278 @@
+//! The native JSON API (`/v1`). Handlers are thin: extract, call one core operation, map the
+//! result. Every error leaves through [`ApiError`].
+
+pub mod dto;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use portcullis_core::accounts::SignupCommand;
+use portcullis_core::auth::{IssuedSession, LoginCommand};
+use portcullis_core::{FieldErrors, Password, SessionId};
+use serde_json::{Map, Value};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use self::dto::{
+    AuthResponse, ChangePasswordRequest, DeleteMeRequest, IssuedSessionBody, LoginRequest, LogoutAllResponse,
+    MeResponse, ProfilePatchBody, SessionBody, SessionResponse, SessionsResponse, SignupBody, user_json,
+};
+use crate::error::{ApiError, ErrorBody};
+use crate::extract::{Authenticated, Client, CurrentTenant, JsonBody};
+use crate::{AppState, CookieSecure};
+
+/// The routes of the native API, relative to `/v1`.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(signup))
+        .routes(routes!(login))
+        .routes(routes!(logout))
+        .routes(routes!(logout_all))
+        .routes(routes!(current_session))
+        .routes(routes!(list_sessions))
+        .routes(routes!(revoke_session))
+        .routes(routes!(me, update_me, delete_me))
+        .routes(routes!(change_password))
+}
+
+fn take_password(fields: &mut Map<String, Value>, name: &str, errors: &mut FieldErrors) -> Option<Password> {
+    match fields.remove(name) {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(Password::new(s)),
+        Some(_) => {
+            errors.add(name, "has the wrong type");
+            None
+        }
+    }
+}
+
+/// Sign up and log in.
+#[utoipa::path(
+    post, path = "/signup", tag = "accounts",
+    request_body = SignupBody,
+    responses(
+        (status = 201, description = "Account created, session opened (also set as a cookie)", body = AuthResponse),
+        (status = 403, description = "Sign-up closed, or a field the user may not set", body = ErrorBody),
+        (status = 409, description = "Username, e-mail or phone already taken", body = ErrorBody),
+        (status = 422, description = "Invalid fields or a password the policy refuses", body = ErrorBody),
+        (status = 503, description = "Busy: retry after the Retry-After delay", body = ErrorBody),
+    )
+)]
+async fn signup(
+    State(st): State<AppState>,
+    CurrentTenant(tenant): CurrentTenant,
+    client: Client,
+    JsonBody(mut fields): JsonBody<Map<String, Value>>,
+) -> Result<Response, ApiError> {
+    let mut errors = FieldErrors::new();
+    let password = take_password(&mut fields, "password", &mut errors);
+    let password_confirmation = take_password(&mut fields, "password_confirmation", &mut errors);
+    errors.into_result()?;
+    let out = st.core.signup(tenant, SignupCommand { fields, password, password_confirmation }, &client.info).await?;
+    let body = AuthResponse { user: user_json(&out.user), session: out.session.as_ref().map(IssuedSessionBody::from) };
+    let mut res = (StatusCode::CREATED, Json(body)).into_response();
+    res.headers_mut().insert(header::LOCATION, HeaderValue::from_static("/v1/me"));
+    if let Some(s) = &out.session {
+        set_session_cookie(&st, &client, &mut res, Some(s));
+    }
+    Ok(res)
+}
+
+/// Log in with a username, e-mail address or phone number and a password.
+#[utoipa::path(
+    post, path = "/login", tag = "sessions",
+    request_body = LoginRequest,
+    responses(
+        (status = 200, description = "Session opened (also set as a cookie)", body = AuthResponse),
+        (status = 401, description = "Wrong login or password (one answer for every cause)", body = ErrorBody),
+        (status = 403, description = "Right password, but the account is disabled or its e-mail unverified", body = ErrorBody),
+        (status = 422, description = "Missing login or password", body = ErrorBody),
+        (status = 429, description = "Too many attempts", body = ErrorBody),
+        (status = 503, description = "Busy: retry after the Retry-After delay", body = ErrorBody),
+    )
+)]
+async fn login(
+    State(st): State<AppState>,
+    CurrentTenant(tenant): CurrentTenant,
+    client: Client,
+    JsonBody(req): JsonBody<LoginRequest>,
+) -> Result<Response, ApiError> {
+    let cmd = LoginCommand::from_fields(
+        req.login.as_deref(),
+        req.username.as_deref(),
+        req.email.as_deref(),
+        req.phone.as_deref(),
+        req.password,
+    )?;
+    let (user, session) = st.core.login(tenant, cmd, &client.info).await?;
+    let body = AuthResponse { user: user_json(&user), session: Some(IssuedSessionBody::from(&session)) };
+    let mut res = Json(body).into_response();
+    set_session_cookie(&st, &client, &mut res, Some(&session));
+    Ok(res)
+}
+
+/// End this session.
+#[utoipa::path(
+    post, path = "/logout", tag = "sessions",
+    responses((status = 204, description = "Session ended, cookie cleared"), (status = 401, body = ErrorBody)),
+    security(("bearer" = []), ("cookie" = []))
+)]
+async fn logout(State(st): State<AppState>, client: Client, a: Authenticated) -> Result<Response, ApiError> {
+    st.core.logout(&a.auth).await?;
+    let mut res = StatusCode::NO_CONTENT.into_response();
+    set_session_cookie(&st, &client, &mut res, None);
+    Ok(res)
+}
+
+/// End every session of this user, this one included.
+#[utoipa::path(
+    post, path = "/logout/all", tag = "sessions",
+    responses((status = 200, body = LogoutAllResponse), (status = 401, body = ErrorBody)),
+    security(("bearer" = []), ("cookie" = []))
+)]
+async fn logout_all(State(st): State<AppState>, client: Client, a: Authenticated) -> Result<Response, ApiError> {
+    let n = st.core.logout_all(&a.auth).await?;
+    let mut res = Json(LogoutAllResponse { sessions_ended: n }).into_response();
+    set_session_cookie(&st, &client, &mut res, None);
+    Ok(res)
+}
+
+/// Check a session: the session making the request, if it is valid.
+#[utoipa::path(
+    get, path = "/session", tag = "sessions",
+    responses((status = 200, body = SessionResponse), (status = 401, body = ErrorBody)),
+    security(("bearer" = []), ("cookie" = []))
+)]
+async fn current_session(a: Authenticated) -> Json<SessionResponse> {
+    Json(SessionResponse { session: SessionBody::new(&a.auth.session, true) })
+}
+
+/// This user's live sessions.
+#[utoipa::path(
+    get, path = "/sessions", tag = "sessions",
+    responses((status = 200, body = SessionsResponse), (status = 401, body = ErrorBody)),
+    security(("bearer" = []), ("cookie" = []))
+)]
+async fn list_sessions(State(st): State<AppState>, a: Authenticated) -> Result<Json<SessionsResponse>, ApiError> {
+    let all = st.core.list_sessions(&a.auth).await?;
+    let current = a.auth.session.id;
+    Ok(Json(SessionsResponse { sessions: all.iter().map(|s| SessionBody::new(s, s.id == current)).collect() }))
+}
+
+/// End one of this user's sessions.
+#[utoipa::path(
+    delete, path = "/sessions/{id}", tag = "sessions",
+    params(("id" = i64, Path, description = "Session id")),
+    responses((status = 204, description = "Ended"), (status = 401, body = ErrorBody), (status = 404, description = "Not a session of this user", body = ErrorBody)),
+    security(("bearer" = []), ("cookie" = []))
+)]
+async fn revoke_session(
+    State(st): State<AppState>,
+    a: Authenticated,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let id: i64 = id.parse().map_err(|_| ApiError::not_found())?;
+    st.core.revoke_session(&a.auth, SessionId(id)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// This user's account.
+#[utoipa::path(
+    get, path = "/me", tag = "accounts",
+    responses((status = 200, body = MeResponse), (status = 401, body = ErrorBody)),
+    security(("bearer" = []), ("cookie" = []))
+)]
+async fn me(State(st): State<AppState>, a: Authenticated) -> Result<Json<MeResponse>, ApiError> {
+    let user = st.core.me(&a.auth).await?;
+    Ok(Json(MeResponse { user: user_json(&user) }))
+}
+
+/// Change fields of this user's account. A field the user may not change is refused (403),
+/// never silently dropped; `null` clears a field. A new e-mail address or phone is unverified.
+#[utoipa::path(
+    patch, path = "/me", tag = "accounts",
+    request_body = ProfilePatchBody,
+    responses(
+        (status = 200, body = MeResponse),
+        (status = 401, body = ErrorBody),
+        (status = 403, description = "A field the user may not change", body = ErrorBody),
+        (status = 409, body = ErrorBody),
+        (status = 422, body = ErrorBody),
+    ),
+    security(("bearer" = []), ("cookie" = []))
+)]
+async fn update_me(
+    State(st): State<AppState>,
+    a: Authenticated,
+    JsonBody(fields): JsonBody<Map<String, Value>>,
+) -> Result<Json<MeResponse>, ApiError> {
+    let user = st.core.update_me(&a.auth, fields).await?;
+    Ok(Json(MeResponse { user: user_json(&user) }))
+}
+
+/// Delete this user's account (the current password confirms it). Every session ends.
+#[utoipa::path(
+    delete, path = "/me", tag = "accounts",
+    request_body = DeleteMeRequest,
+    responses((status = 204, description = "Deleted"), (status = 401, body = ErrorBody), (status = 403, description = "Wrong password", body = ErrorBody), (status = 429, body = ErrorBody)),
+    security(("bearer" = []), ("cookie" = []))
+)]
+async fn delete_me(
+    State(st): State<AppState>,
+    client: Client,
+    a: Authenticated,
+    JsonBody(req): JsonBody<DeleteMeRequest>,
+) -> Result<Response, ApiError> {
+    st.core.delete_me(&a.auth, req.password).await?;
+    let mut res = StatusCode::NO_CONTENT.into_response();
+    set_session_cookie(&st, &client, &mut res, None);
+    Ok(res)
+}
+
+/// Change this user's password. Every other session of theirs ends; this one stays.
+#[utoipa::path(
+    post, path = "/me/password", tag = "accounts",
+    request_body = ChangePasswordRequest,
+    responses(
+        (status = 204, description = "Changed"),
+        (status = 401, body = ErrorBody),
+        (status = 403, description = "Wrong current password", body = ErrorBody),
+        (status = 422, description = "The new password is refused by policy", body = ErrorBody),
+        (status = 429, body = ErrorBody),
+    ),
+    security(("bearer" = []), ("cookie" = []))
+)]
+async fn change_password(
+    State(st): State<AppState>,
+    a: Authenticated,
+    JsonBody(req): JsonBody<ChangePasswordRequest>,
+) -> Result<StatusCode, ApiError> {
+    st.core.change_password(&a.auth, req.current_password, req.new_password, req.new_password_confirmation).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Sets the session cookie (or clears it with `None`): HttpOnly, SameSite=Lax, Secure when
+/// the request came over TLS (or always/never, as configured).
+fn set_session_cookie(st: &AppState, client: &Client, res: &mut Response, session: Option<&IssuedSession>) {
+    let secure = match st.config.cookie_secure {
+        CookieSecure::Always => true,
+        CookieSecure::Never => false,
+        CookieSecure::Auto => client.https,
+    };
+    let (value, max_age) = match session {
+        Some(s) => {
+            let secs = s.session.expires_at.since(st.core.now()).as_secs();
+            (s.token.expose(), secs)
+        }
+        None => ("", 0),
+    };
+    let cookie = format!(
+        "{}={value}; Path=/; Max-Age={max_age}; HttpOnly; SameSite=Lax{}",
+        st.config.cookie_name,
+        if secure { "; Secure" } else { "" }
+    );
+    if let Ok(v) = HeaderValue::from_str(&cookie) {
+        res.headers_mut().append(header::SET_COOKIE, v);
+    }
+}

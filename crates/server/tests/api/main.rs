@@ -1,0 +1,15 @@
+//! HTTP tests of Portcullis: the real router, real HTTP, a fresh database per test, every
+//! scenario on SQLite and on PostgreSQL. One test binary for the crate.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+
+mod cli;
+mod errors;
+mod invariants;
+mod login;
+mod me;
+mod ops;
+mod sessions;
+mod signup;
