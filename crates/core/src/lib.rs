@@ -88,6 +88,10 @@ impl ClientInfo {
     }
 }
 
+/// How long a node trusts a tenant (its policy, whether it is enabled) read from the store.
+/// Changes made on this node take effect at once; changes made on another node within this.
+pub const TENANT_CACHE_TTL: Duration = Duration::from_secs(5);
+
 /// The core service: one per process, shared by every surface.
 #[derive(Debug)]
 pub struct Core {
@@ -97,6 +101,7 @@ pub struct Core {
     config: CoreConfig,
     sessions: SessionCache,
     limiter: Limiter,
+    tenants: moka::sync::Cache<TenantId, Arc<Tenant>>,
 }
 
 impl Core {
@@ -106,7 +111,8 @@ impl Core {
         let hasher = PasswordHasher::new(&config.password)?;
         let sessions = SessionCache::new(&config.sessions);
         let limiter = Limiter::new(&config.rate_limits, clock.clone());
-        Ok(Self { store, clock, hasher, config, sessions, limiter })
+        let tenants = moka::sync::Cache::builder().max_capacity(10_000).time_to_live(TENANT_CACHE_TTL).build();
+        Ok(Self { store, clock, hasher, config, sessions, limiter, tenants })
     }
 
     /// The store this core runs on.
@@ -140,10 +146,25 @@ impl Core {
     }
 
     /// An enabled tenant and the policy in force for it.
-    pub async fn tenant_policy(&self, tenant: TenantId) -> CoreResult<(Tenant, Policy)> {
-        let t = self.store.tenant(tenant).await?.filter(|t| !t.disabled).ok_or(CoreError::NotFound)?;
+    pub async fn tenant_policy(&self, tenant: TenantId) -> CoreResult<(Arc<Tenant>, Policy)> {
+        let t = match self.tenants.get(&tenant) {
+            Some(t) => t,
+            None => {
+                let t = Arc::new(self.store.tenant(tenant).await?.ok_or(CoreError::NotFound)?);
+                self.tenants.insert(tenant, t.clone());
+                t
+            }
+        };
+        if t.disabled {
+            return Err(CoreError::NotFound);
+        }
         let p = self.config.policy.overlay(&t.policy);
         Ok((t, p))
+    }
+
+    /// Forgets a cached tenant (after changing it).
+    pub fn forget_tenant(&self, tenant: TenantId) {
+        self.tenants.invalidate(&tenant);
     }
 
     /// The enabled tenant with this slug.

@@ -1,20 +1,25 @@
 //! Passwords: argon2id hashing on a bounded pool, and the strength policy.
 //!
-//! Hashing is the costly step of every log-in, so it runs off the async runtime, on at most
-//! `workers` threads at once, behind a queue of at most `queue` waiting jobs. When the queue is
-//! full a job is refused at once with [`CoreError::Overloaded`] (503 with `Retry-After` on
-//! the wire) instead of waiting without bound: under overload, memory and latency stay flat
-//! and clients are told to come back. A log-in for an unknown account verifies against a
-//! dummy hash with the same parameters, so it costs the same as a wrong password.
+//! Hashing is the costly step of every log-in, so it runs off the async runtime, on a fixed
+//! set of `workers` threads, each reusing one preallocated argon2 memory block (no 19 MiB
+//! allocation and page-faulting per hash, and memory bounded by `workers` blocks). At most
+//! `queue` jobs wait for a worker; beyond that a job is refused at once with
+//! [`CoreError::Overloaded`] (503 with `Retry-After` on the wire), and a job that waited longer
+//! than `max_wait` (the machine is busier than the queue length assumed) is refused too,
+//! instead of being computed for a client that has likely given up. Jobs whose caller went
+//! away are skipped. Under overload, memory and latency stay flat and clients are told to come
+//! back. A log-in for an unknown account verifies against a dummy hash with the same
+//! parameters, so it costs the same as a wrong password.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
+use argon2::password_hash::phc::{Output, ParamsString, PasswordHash as Phc, Salt};
 use argon2::password_hash::{PasswordHasher as _, PasswordVerifier as _};
-use argon2::{Algorithm, Argon2, Params, Version};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 use serde::{Deserialize, Serialize};
-use tokio::sync::Semaphore;
 
 use crate::error::{CoreError, CoreResult};
 use crate::model::Policy;
@@ -34,16 +39,26 @@ pub struct HashingConfig {
     pub iterations: u32,
     /// argon2id lanes (OWASP: 1).
     pub parallelism: u32,
-    /// Hashes computed at once; 0 means one per CPU core.
+    /// Hashing threads; 0 means one per CPU core.
     pub workers: usize,
     /// Jobs allowed to wait for a worker; beyond that, requests are shed with 503.
-    /// 0 means 32 per worker.
+    /// 0 means 8 per worker.
     pub queue: usize,
+    /// Longest a job may wait for a worker before it is shed with 503 instead.
+    #[serde(with = "humantime_serde")]
+    pub max_wait: Duration,
 }
 
 impl Default for HashingConfig {
     fn default() -> Self {
-        Self { memory_kib: 19_456, iterations: 2, parallelism: 1, workers: 0, queue: 0 }
+        Self {
+            memory_kib: 19_456,
+            iterations: 2,
+            parallelism: 1,
+            workers: 0,
+            queue: 0,
+            max_wait: Duration::from_secs(1),
+        }
     }
 }
 
@@ -59,7 +74,7 @@ impl HashingConfig {
 
     /// Queue length after resolving 0 to the default.
     pub fn effective_queue(&self) -> usize {
-        if self.queue == 0 { 32 * self.effective_workers() } else { self.queue }
+        if self.queue == 0 { 8 * self.effective_workers() } else { self.queue }
     }
 
     /// The argon2 parameters, checked.
@@ -78,83 +93,220 @@ pub struct Verification {
     pub needs_rehash: bool,
 }
 
-/// The bounded hashing pool.
+/// A hashing thread's tools: the parameters and a memory block reused for every hash.
+#[derive(Debug)]
+pub struct Worker {
+    params: Params,
+    memory: Vec<Block>,
+    dummy_hash: Arc<str>,
+    verifications: Arc<AtomicU64>,
+    hashes: Arc<AtomicU64>,
+}
+
+impl Worker {
+    fn new(shared: &Shared) -> Self {
+        Self {
+            params: shared.params.clone(),
+            memory: vec![Block::default(); shared.params.block_count()],
+            dummy_hash: shared.dummy_hash.clone(),
+            verifications: shared.verifications.clone(),
+            hashes: shared.hashes.clone(),
+        }
+    }
+
+    fn argon(&self) -> Argon2<'static> {
+        Argon2::new(Algorithm::Argon2id, Version::V0x13, self.params.clone())
+    }
+
+    /// Hashes a new password into a PHC string, in this worker's own memory block.
+    pub fn hash(&mut self, password: &Password) -> CoreResult<String> {
+        self.hashes.fetch_add(1, Ordering::Relaxed);
+        let salt = random_bytes::<16>().map_err(CoreError::internal)?;
+        let mut out = [0u8; Params::DEFAULT_OUTPUT_LEN];
+        self.argon()
+            .hash_password_into_with_memory(password.expose().as_bytes(), &salt, &mut out, &mut self.memory)
+            .map_err(CoreError::internal)?;
+        let phc = Phc {
+            algorithm: Algorithm::Argon2id.ident(),
+            version: Some(Version::V0x13.into()),
+            params: ParamsString::try_from(&self.params).map_err(CoreError::internal)?,
+            salt: Some(Salt::new(&salt).map_err(CoreError::internal)?),
+            hash: Some(Output::new(&out).map_err(CoreError::internal)?),
+        };
+        Ok(phc.to_string())
+    }
+
+    /// Checks a password against a stored hash (or against the dummy hash when there is
+    /// none, at the same cost, answering "no").
+    pub fn verify(&mut self, password: &Password, stored: Option<&str>) -> Verification {
+        self.verifications.fetch_add(1, Ordering::Relaxed);
+        let no = Verification { matched: false, needs_rehash: false };
+        let dummy = self.dummy_hash.clone();
+        let Some(stored) = stored else {
+            let _ = self.check(password.expose().as_bytes(), &dummy);
+            return no;
+        };
+        if password.expose().len() > PASSWORD_MAX_BYTES {
+            let _ = self.check(b"", &dummy);
+            return no;
+        }
+        match self.check(password.expose().as_bytes(), stored) {
+            Some((matched, current)) => Verification { matched, needs_rehash: matched && !current },
+            None => {
+                // An unreadable stored hash matches nothing; spend the same time anyway.
+                tracing::warn!("stored password hash is not an argon2 PHC string");
+                let _ = self.check(password.expose().as_bytes(), &dummy);
+                no
+            }
+        }
+    }
+
+    /// (matched, made with the current parameters), or `None` if `stored` is unreadable.
+    fn check(&mut self, password: &[u8], stored: &str) -> Option<(bool, bool)> {
+        let phc = Phc::new(stored).ok()?;
+        let params = Params::try_from(&phc).ok()?;
+        let current = phc.algorithm.as_str() == "argon2id"
+            && phc.version == Some(0x13)
+            && params.m_cost() == self.params.m_cost()
+            && params.t_cost() == self.params.t_cost()
+            && params.p_cost() == self.params.p_cost()
+            && params.keyid().is_empty()
+            && params.data().is_empty();
+        match (&phc.salt, &phc.hash) {
+            (Some(salt), Some(expected)) if current => {
+                // Fast path: our parameters, computed in this worker's own memory block.
+                let mut out = [0u8; 64];
+                let out = out.get_mut(..expected.len())?;
+                self.argon().hash_password_into_with_memory(password, salt, out, &mut self.memory).ok()?;
+                let computed = Output::new(out).ok()?;
+                Some((computed == *expected, true))
+            }
+            _ => Some((self.argon().verify_password(password, &phc).is_ok(), false)),
+        }
+    }
+}
+
+/// Checks passwords on the calling thread exactly as the pool does, with its own memory
+/// block; for the benchmark's baseline.
+#[derive(Debug)]
+pub struct Verifier(Worker);
+
+impl Verifier {
+    /// Checks a password against a stored hash.
+    pub fn verify(&mut self, password: &Password, stored: Option<&str>) -> Verification {
+        self.0.verify(password, stored)
+    }
+}
+
+#[derive(Debug)]
+struct Shared {
+    params: Params,
+    dummy_hash: Arc<str>,
+    verifications: Arc<AtomicU64>,
+    hashes: Arc<AtomicU64>,
+}
+
+type JobFn = Box<dyn FnOnce(Option<&mut Worker>) + Send>;
+
+struct Job {
+    enqueued: Instant,
+    run: JobFn,
+}
+
+/// The bounded hashing pool. Cheap to clone; the threads stop when the last clone is dropped.
 #[derive(Debug, Clone)]
 pub struct PasswordHasher {
     inner: Arc<Inner>,
 }
 
-#[derive(Debug)]
 struct Inner {
-    params: Params,
-    workers: Arc<Semaphore>,
-    admission: Arc<Semaphore>,
-    dummy_hash: String,
-    verifications: AtomicU64,
-    hashes: AtomicU64,
+    shared: Shared,
+    jobs: SyncSender<Job>,
     shed: AtomicU64,
     retry_after: Duration,
 }
 
+impl std::fmt::Debug for Inner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PasswordHasher").field("params", &self.shared.params).finish_non_exhaustive()
+    }
+}
+
 impl PasswordHasher {
-    /// Builds the pool. Computes one hash (the dummy) to check the parameters work.
+    /// Builds the pool and starts its threads. Computes one hash (the dummy) to check the
+    /// parameters work.
     pub fn new(cfg: &HashingConfig) -> Result<Self, String> {
         let params = cfg.params()?;
         let workers = cfg.effective_workers();
-        let queue = cfg.effective_queue();
         let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone());
         let filler = random_bytes::<16>().map_err(|e| format!("no randomness: {e}"))?;
         let salt = random_bytes::<16>().map_err(|e| format!("no randomness: {e}"))?;
-        let dummy_hash =
-            argon.hash_password_with_salt(&filler, &salt).map_err(|e| format!("argon2 failed: {e}"))?.to_string();
+        let dummy_hash: Arc<str> = argon
+            .hash_password_with_salt(&filler, &salt)
+            .map_err(|e| format!("argon2 failed: {e}"))?
+            .to_string()
+            .into();
+        let shared = Shared {
+            params,
+            dummy_hash,
+            verifications: Arc::new(AtomicU64::new(0)),
+            hashes: Arc::new(AtomicU64::new(0)),
+        };
+        let (tx, rx) = sync_channel::<Job>(cfg.effective_queue());
+        let rx = Arc::new(Mutex::new(rx));
+        for i in 0..workers {
+            let (rx, mut worker, max_wait) = (rx.clone(), Worker::new(&shared), cfg.max_wait);
+            std::thread::Builder::new()
+                .name(format!("portcullis-hash-{i}"))
+                .spawn(move || work(&rx, &mut worker, max_wait))
+                .map_err(|e| format!("cannot start a hashing thread: {e}"))?;
+        }
         Ok(Self {
-            inner: Arc::new(Inner {
-                params,
-                workers: Arc::new(Semaphore::new(workers)),
-                admission: Arc::new(Semaphore::new(workers + queue)),
-                dummy_hash,
-                verifications: AtomicU64::new(0),
-                hashes: AtomicU64::new(0),
-                shed: AtomicU64::new(0),
-                retry_after: Duration::from_secs(1),
-            }),
+            inner: Arc::new(Inner { shared, jobs: tx, shed: AtomicU64::new(0), retry_after: Duration::from_secs(1) }),
         })
     }
 
     /// Runs CPU-heavy password work on the pool: admitted at once or refused with
-    /// [`CoreError::Overloaded`], then run on a blocking thread once a worker is free.
+    /// [`CoreError::Overloaded`].
     pub async fn run<T, F>(&self, job: F) -> CoreResult<T>
     where
-        F: FnOnce(&Argon2<'static>) -> T + Send + 'static,
+        F: FnOnce(&mut Worker) -> T + Send + 'static,
         T: Send + 'static,
     {
-        let Ok(admitted) = self.inner.admission.clone().try_acquire_owned() else {
-            self.inner.shed.fetch_add(1, Ordering::Relaxed);
-            return Err(CoreError::Overloaded { retry_after: self.inner.retry_after });
-        };
-        let worker = self.inner.workers.clone().acquire_owned().await.map_err(CoreError::internal)?;
-        let params = self.inner.params.clone();
-        tokio::task::spawn_blocking(move || {
-            let _permits = (admitted, worker);
-            let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, params);
-            job(&argon)
-        })
-        .await
-        .map_err(CoreError::internal)
+        let (tx, rx) = tokio::sync::oneshot::channel::<Option<T>>();
+        let run: JobFn = Box::new(move |worker| {
+            if tx.is_closed() {
+                return; // the caller gave up; do not spend a hash on nobody
+            }
+            let _ = tx.send(worker.map(job));
+        });
+        match self.inner.jobs.try_send(Job { enqueued: Instant::now(), run }) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => return Err(self.overloaded()),
+            Err(TrySendError::Disconnected(_)) => return Err(CoreError::Internal("hashing pool stopped".into())),
+        }
+        match rx.await {
+            Ok(Some(v)) => Ok(v),
+            Ok(None) => Err(self.overloaded()),
+            Err(_) => Err(CoreError::Internal("hashing job lost".into())),
+        }
+    }
+
+    fn overloaded(&self) -> CoreError {
+        self.inner.shed.fetch_add(1, Ordering::Relaxed);
+        CoreError::Overloaded { retry_after: self.inner.retry_after }
     }
 
     /// Hashes a new password into a PHC string.
     pub async fn hash(&self, password: Password) -> CoreResult<String> {
-        let inner = self.inner.clone();
-        self.run(move |argon| hash_with(argon, &password, &inner.hashes)).await?
+        self.run(move |w| w.hash(&password)).await?
     }
 
     /// Checks a password against a stored hash. With no stored hash (unknown account, or an
     /// account without a password) the dummy hash is checked instead and the answer is "no",
     /// so both paths cost the same.
     pub async fn verify(&self, password: Password, stored: Option<String>) -> CoreResult<Verification> {
-        let inner = self.inner.clone();
-        self.run(move |argon| inner.verify_blocking(argon, &password, stored.as_deref())).await
+        self.run(move |w| w.verify(&password, stored.as_deref())).await
     }
 
     /// Checks a new password against the policy and hashes it, as one pool job (both steps are
@@ -165,12 +317,11 @@ impl PasswordHasher {
         policy: &Policy,
         user_inputs: Vec<String>,
     ) -> CoreResult<Result<String, String>> {
-        let inner = self.inner.clone();
         let (min_len, min_score) = (policy.password_min_length, policy.password_min_score);
-        self.run(move |argon| {
+        self.run(move |w| {
             let inputs: Vec<&str> = user_inputs.iter().map(String::as_str).collect();
             match check_strength(&password, min_len, min_score, &inputs) {
-                Ok(()) => hash_with(argon, &password, &inner.hashes).map(Ok),
+                Ok(()) => w.hash(&password).map(Ok),
                 Err(m) => Ok(Err(m)),
             }
         })
@@ -179,10 +330,10 @@ impl PasswordHasher {
 
     /// How many verifications have run (real or dummy); for tests and metrics.
     pub fn verifications(&self) -> u64 {
-        self.inner.verifications.load(Ordering::Relaxed)
+        self.inner.shared.verifications.load(Ordering::Relaxed)
     }
 
-    /// How many jobs were refused because the queue was full.
+    /// How many jobs were refused because the queue was full or they waited too long.
     pub fn shed(&self) -> u64 {
         self.inner.shed.load(Ordering::Relaxed)
     }
@@ -190,57 +341,28 @@ impl PasswordHasher {
     /// The PHC string that unknown accounts are checked against (same parameters as real
     /// hashes); exposed so tests can prove it.
     pub fn dummy_hash(&self) -> &str {
-        &self.inner.dummy_hash
+        &self.inner.shared.dummy_hash
     }
 
-    /// Checks a password against a PHC hash on the calling thread, exactly as the pool does;
-    /// for the benchmark's baseline.
-    pub fn verify_blocking(&self, password: &Password, stored: Option<&str>) -> Verification {
-        let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, self.inner.params.clone());
-        self.inner.verify_blocking(&argon, password, stored)
+    /// A verifier for the calling thread, doing exactly what the pool's workers do.
+    pub fn verifier(&self) -> Verifier {
+        Verifier(Worker::new(&self.inner.shared))
     }
 }
 
-impl Inner {
-    fn verify_blocking(&self, argon: &Argon2<'static>, password: &Password, stored: Option<&str>) -> Verification {
-        self.verifications.fetch_add(1, Ordering::Relaxed);
-        let no = Verification { matched: false, needs_rehash: false };
-        let Some(stored) = stored else {
-            let _ = argon.verify_password(password.expose().as_bytes(), self.dummy_hash.as_str());
-            return no;
+fn work(jobs: &Mutex<Receiver<Job>>, worker: &mut Worker, max_wait: Duration) {
+    loop {
+        let job = match jobs.lock() {
+            Ok(rx) => rx.recv(),
+            Err(_) => return,
         };
-        if password.expose().len() > PASSWORD_MAX_BYTES {
-            let _ = argon.verify_password(b"", self.dummy_hash.as_str());
-            return no;
-        }
-        match argon2::password_hash::phc::PasswordHash::new(stored) {
-            Ok(phc) => {
-                let matched = argon.verify_password(password.expose().as_bytes(), &phc).is_ok();
-                let current = phc.algorithm.as_str() == "argon2id"
-                    && Params::try_from(&phc).is_ok_and(|p| {
-                        p.m_cost() == self.params.m_cost()
-                            && p.t_cost() == self.params.t_cost()
-                            && p.p_cost() == self.params.p_cost()
-                    });
-                Verification { matched, needs_rehash: matched && !current }
-            }
-            Err(_) => {
-                // An unreadable stored hash matches nothing; spend the same time anyway.
-                tracing::warn!("stored password hash is not a PHC string");
-                let _ = argon.verify_password(password.expose().as_bytes(), self.dummy_hash.as_str());
-                no
-            }
+        let Ok(job) = job else { return }; // the pool was dropped
+        if job.enqueued.elapsed() > max_wait {
+            (job.run)(None);
+        } else {
+            (job.run)(Some(worker));
         }
     }
-}
-
-fn hash_with(argon: &Argon2<'static>, password: &Password, counter: &AtomicU64) -> CoreResult<String> {
-    counter.fetch_add(1, Ordering::Relaxed);
-    let salt = random_bytes::<16>().map_err(CoreError::internal)?;
-    argon
-        .hash_password_with_salt(password.expose().as_bytes(), &salt)
-        .map(|h| h.to_string())
-        .map_err(CoreError::internal)
 }
 
 /// Checks a new password against the length rules and zxcvbn. `user_inputs` (username,
@@ -273,7 +395,14 @@ mod tests {
     use super::*;
 
     fn cheap() -> HashingConfig {
-        HashingConfig { memory_kib: 1024, iterations: 1, parallelism: 1, workers: 1, queue: 1 }
+        HashingConfig {
+            memory_kib: 1024,
+            iterations: 1,
+            parallelism: 1,
+            workers: 1,
+            queue: 1,
+            max_wait: Duration::from_secs(5),
+        }
     }
 
     #[tokio::test]
@@ -285,6 +414,22 @@ mod tests {
         assert_eq!(ok, Verification { matched: true, needs_rehash: false });
         let bad = h.verify(Password::new("wrong"), Some(hash)).await.unwrap();
         assert!(!bad.matched);
+    }
+
+    #[tokio::test]
+    async fn our_hashes_verify_with_the_reference_implementation() {
+        let h = PasswordHasher::new(&cheap()).unwrap();
+        let hash = h.hash(Password::new("portable")).await.unwrap();
+        let phc = Phc::new(&hash).unwrap();
+        assert!(Argon2::default().verify_password(b"portable", &phc).is_ok());
+        assert!(Argon2::default().verify_password(b"other", &phc).is_err());
+        // And a hash made by the reference implementation verifies with ours.
+        let reference = Argon2::new(Algorithm::Argon2id, Version::V0x13, cheap().params().unwrap())
+            .hash_password_with_salt(b"portable", b"0123456789abcdef")
+            .unwrap()
+            .to_string();
+        let v = h.verify(Password::new("portable"), Some(reference)).await.unwrap();
+        assert_eq!(v, Verification { matched: true, needs_rehash: false });
     }
 
     #[tokio::test]
@@ -306,6 +451,8 @@ mod tests {
     #[tokio::test]
     async fn hashes_made_with_other_parameters_are_upgraded() {
         let old = PasswordHasher::new(&HashingConfig { memory_kib: 2048, ..cheap() }).unwrap();
+        // A different hash with the same parameters verifies on the fast path, the old one on
+        // the general path; both match.
         let hash = old.hash(Password::new("pw")).await.unwrap();
         let new = PasswordHasher::new(&cheap()).unwrap();
         let v = new.verify(Password::new("pw"), Some(hash)).await.unwrap();
@@ -319,32 +466,62 @@ mod tests {
         assert!(!v.matched);
     }
 
-    #[tokio::test]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_full_queue_sheds_instead_of_waiting() {
         let h = PasswordHasher::new(&cheap()).unwrap(); // 1 worker + 1 queued
         let (tx, rx) = std::sync::mpsc::channel::<()>();
-        let rx = Arc::new(std::sync::Mutex::new(rx));
-        let block = |rx: Arc<std::sync::Mutex<std::sync::mpsc::Receiver<()>>>| {
-            let h = h.clone();
-            tokio::spawn(async move { h.run(move |_| rx.lock().unwrap().recv().ok()).await })
+        let rx = Arc::new(Mutex::new(rx));
+        let (started_tx, started_rx) = std::sync::mpsc::channel::<()>();
+        // One job occupies the worker until told to finish...
+        let busy = {
+            let (h, rx) = (h.clone(), rx.clone());
+            tokio::spawn(async move {
+                h.run(move |_| {
+                    let _ = started_tx.send(());
+                    rx.lock().unwrap().recv().ok()
+                })
+                .await
+            })
         };
-        let a = block(rx.clone());
-        let b = block(rx.clone());
-        // Wait until both are admitted (one running, one queued).
-        for _ in 0..200 {
-            if h.inner.admission.available_permits() == 0 {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
+        started_rx.recv_timeout(Duration::from_secs(5)).unwrap();
+        // ... one waits in the queue ...
+        let queued = {
+            let h = h.clone();
+            tokio::spawn(async move { h.run(|_| ()).await })
+        };
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        // ... and the next is refused at once.
         let third = h.run(|_| ()).await;
         assert!(matches!(third, Err(CoreError::Overloaded { .. })), "{third:?}");
         assert_eq!(h.shed(), 1);
         tx.send(()).unwrap();
-        tx.send(()).unwrap();
-        a.await.unwrap().unwrap();
-        b.await.unwrap().unwrap();
+        busy.await.unwrap().unwrap();
+        queued.await.unwrap().unwrap();
         assert!(h.run(|_| ()).await.is_ok(), "capacity comes back");
+    }
+
+    #[tokio::test]
+    async fn a_job_that_waited_too_long_is_shed_not_run() {
+        let h = PasswordHasher::new(&HashingConfig { max_wait: Duration::from_millis(50), ..cheap() }).unwrap();
+        let blocker = h.clone();
+        let busy = tokio::spawn(async move { blocker.run(|_| std::thread::sleep(Duration::from_millis(300))).await });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let ran = Arc::new(AtomicU64::new(0));
+        let r = ran.clone();
+        let late = h.run(move |_| r.fetch_add(1, Ordering::SeqCst)).await;
+        assert!(matches!(late, Err(CoreError::Overloaded { .. })), "{late:?}");
+        assert_eq!(ran.load(Ordering::SeqCst), 0, "the work was not done");
+        busy.await.unwrap().unwrap();
+    }
+
+    #[tokio::test]
+    async fn the_verifier_and_the_pool_agree() {
+        let h = PasswordHasher::new(&cheap()).unwrap();
+        let hash = h.hash(Password::new("pw one")).await.unwrap();
+        let mut v = h.verifier();
+        assert!(v.verify(&Password::new("pw one"), Some(&hash)).matched);
+        assert!(!v.verify(&Password::new("pw two"), Some(&hash)).matched);
+        assert!(!v.verify(&Password::new("pw one"), None).matched);
     }
 
     #[test]

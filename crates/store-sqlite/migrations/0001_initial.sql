@@ -146,6 +146,13 @@ CREATE UNIQUE INDEX sessions_token_hash_key ON sessions (token_hash);
 CREATE INDEX sessions_user_idx ON sessions (user_id);
 CREATE INDEX sessions_expires_idx ON sessions (expires_at);
 
+-- Opening a session is a log-in: record it on the user in the same statement, so a log-in is
+-- one atomic write (one fsync) rather than a transaction of several.
+CREATE TRIGGER sessions_record_login AFTER INSERT ON sessions
+BEGIN
+    UPDATE users SET last_login_at = NEW.created_at WHERE id = NEW.user_id;
+END;
+
 -- The revocation feed of this backend: every write that ends sessions appends here in the same
 -- transaction, and every process polls it (ids are assigned in commit order; AUTOINCREMENT
 -- keeps them from being reused after old rows are pruned).

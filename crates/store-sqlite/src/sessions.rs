@@ -34,7 +34,6 @@ pub(crate) async fn record_revocations(
 impl SqliteStore {
     pub(crate) async fn insert_session_row(&self, s: &NewSession) -> StoreResult<Session> {
         let now = s.now.unix_micros();
-        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await.map_err(map_err)?;
         let row = sqlx::query(
             "INSERT INTO sessions (tenant_id, user_id, token_hash, expires_at, idle_timeout_secs, last_seen_at, user_agent, ip, created_at, updated_at) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?6, ?6) \
@@ -48,18 +47,11 @@ impl SqliteStore {
         .bind(now)
         .bind(s.user_agent.clone())
         .bind(s.ip.clone())
-        .fetch_one(&mut *tx)
+        .fetch_one(&self.writer)
         .await
         .map_err(map_err)?;
-        sqlx::query("UPDATE users SET last_login_at = ?1 WHERE id = ?2")
-            .bind(now)
-            .bind(s.user_id.0)
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?;
-        let session = session_from_row(&row)?;
-        tx.commit().await.map_err(map_err)?;
-        Ok(session)
+        // The trigger sessions_record_login records the log-in on the user, atomically.
+        session_from_row(&row)
     }
 
     pub(crate) async fn session_row_by_hash(&self, hash: &TokenHash) -> StoreResult<Option<Session>> {

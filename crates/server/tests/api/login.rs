@@ -139,9 +139,15 @@ async fn outdated_hashes_are_upgraded_at_login(b: Backend) {
     app.user("old", PW).await;
     let key = LoginKey::username("old");
     let u = app.core.store().user_with_secret(TenantId::DEFAULT, &key).await.unwrap().unwrap();
-    let old_hasher =
-        PasswordHasher::new(&HashingConfig { memory_kib: 2048, iterations: 2, parallelism: 1, workers: 1, queue: 1 })
-            .unwrap();
+    let old_hasher = PasswordHasher::new(&HashingConfig {
+        memory_kib: 2048,
+        iterations: 2,
+        parallelism: 1,
+        workers: 1,
+        queue: 1,
+        ..Default::default()
+    })
+    .unwrap();
     let old_hash = old_hasher.hash(Password::new(PW)).await.unwrap();
     let change = PasswordChange {
         hash: old_hash.clone(),

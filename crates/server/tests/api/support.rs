@@ -63,7 +63,14 @@ pub async fn fresh_database(backend: Backend) -> (String, DbGuard) {
 /// rate limits, a short revocation poll interval.
 pub fn test_config(database_url: &str) -> Config {
     let mut c = Config { database_url: database_url.to_owned(), ..Config::default() };
-    c.password = HashingConfig { memory_kib: 1024, iterations: 1, parallelism: 1, workers: 2, queue: 64 };
+    c.password = HashingConfig {
+        memory_kib: 1024,
+        iterations: 1,
+        parallelism: 1,
+        workers: 2,
+        queue: 64,
+        max_wait: Duration::from_secs(10),
+    };
     c.rate_limits.login_per_ip_per_minute = 10_000;
     c.rate_limits.login_per_identifier_per_minute = 1_000;
     c.database.revocation_poll_interval = Duration::from_millis(50);
