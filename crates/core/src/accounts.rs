@@ -280,28 +280,31 @@ fn check_new_account(
     errors
 }
 
-/// An update may not remove an identifier the tenant requires, nor the last one.
+/// An update may not remove an identifier the tenant requires, nor the last one. (An account
+/// that predates a policy change and lacks an identifier is not locked out of other changes.)
 fn check_identifiers_after_update(current: &User, c: &AccountChanges, policy: &Policy) -> FieldErrors {
-    let mut errors = FieldErrors::new();
+    fn clears<T>(change: &Option<Option<T>>, now: &Option<String>) -> bool {
+        matches!(change, Some(None)) && now.is_some()
+    }
     fn after<T>(change: &Option<Option<T>>, now: &Option<String>) -> bool {
         match change {
             Some(v) => v.is_some(),
             None => now.is_some(),
         }
     }
-    let u = after(&c.username, &current.username);
-    let e = after(&c.email, &current.email);
-    let p = after(&c.phone, &current.phone);
-    if policy.require_username && !u {
+    let mut errors = FieldErrors::new();
+    if policy.require_username && clears(&c.username, &current.username) {
         errors.add("username", "is required");
     }
-    if policy.require_email && !e {
+    if policy.require_email && clears(&c.email, &current.email) {
         errors.add("email", "is required");
     }
-    if policy.require_phone && !p {
+    if policy.require_phone && clears(&c.phone, &current.phone) {
         errors.add("phone", "is required");
     }
-    if !u && !e && !p && errors.is_empty() {
+    let any_left =
+        after(&c.username, &current.username) || after(&c.email, &current.email) || after(&c.phone, &current.phone);
+    if !any_left && errors.is_empty() {
         errors.add("username", "an account needs a username, e-mail address or phone number");
     }
     errors

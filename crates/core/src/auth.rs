@@ -127,16 +127,16 @@ impl Core {
         }
     }
 
-    /// Refuses accounts that may not log in, once their password is known to be right.
+    /// Refuses accounts that may not log in, once their password is known to be right: a
+    /// disabled account, and (when the tenant requires it) an unverified e-mail address.
     pub fn ensure_may_log_in(&self, user: &User, policy: &Policy) -> CoreResult<()> {
-        match user.status {
-            UserStatus::Disabled => Err(CoreError::AccountDisabled),
-            _ if policy.require_verified_email && user.email.is_some() && user.email_verified_at.is_none() => {
-                Err(CoreError::EmailNotVerified)
-            }
-            UserStatus::Pending => Err(CoreError::EmailNotVerified),
-            UserStatus::Active => Ok(()),
+        if user.status == UserStatus::Disabled {
+            return Err(CoreError::AccountDisabled);
         }
+        if policy.require_verified_email && user.email.is_some() && user.email_verified_at.is_none() {
+            return Err(CoreError::EmailNotVerified);
+        }
+        Ok(())
     }
 
     // Re-hashes a password whose stored hash uses old parameters. Best effort: a failure is

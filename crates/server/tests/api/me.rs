@@ -16,6 +16,7 @@ both!(
     a_refused_update_changes_nothing,
     changing_the_password_ends_every_other_session,
     deleting_the_account_needs_the_password_and_ends_everything,
+    a_policy_change_does_not_lock_older_accounts_out_of_edits,
 );
 
 async fn patch(app: &TestApp, token: &str, body: Value) -> reqwest::Response {
@@ -164,4 +165,31 @@ async fn deleting_the_account_needs_the_password_and_ends_everything(b: Backend)
     assert_eq!(app.login("vic", PW).await.0, StatusCode::UNAUTHORIZED);
     // The identifiers are free again.
     app.user("vic", PW).await;
+}
+
+async fn a_policy_change_does_not_lock_older_accounts_out_of_edits(b: Backend) {
+    // An account made without a username, before the policy asked for one.
+    let app = TestApp::spawn_with(b, |c| c.policy.require_username = true).await;
+    let created = app
+        .core
+        .create_user(
+            TenantId::DEFAULT,
+            portcullis_core::accounts::CreateUserCommand {
+                fields: json!({"email": "old@example.com", "username": "oldie"}).as_object().cloned().unwrap(),
+                password: Some(portcullis_core::Password::new(PW)),
+                email_verified: false,
+            },
+        )
+        .await
+        .unwrap();
+    let clear = UserUpdate { username: Some(None), ..Default::default() };
+    app.core.store().update_user(TenantId::DEFAULT, created.id, &clear, app.core.now()).await.unwrap();
+    let token = app.token("old@example.com", PW).await;
+    let res = patch(&app, &token, json!({"city": "Bergen"})).await;
+    assert_eq!(res.status(), StatusCode::OK, "unrelated edits still work");
+    // Removing an identifier the policy requires is refused.
+    app.call(Method::PATCH, "/v1/me", Some(&token), Some(json!({"username": "back"}))).await;
+    let res = patch(&app, &token, json!({"username": null})).await;
+    let body = assert_error(res, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
+    assert_eq!(body["error"]["fields"]["username"], "is required");
 }

@@ -17,6 +17,7 @@ both!(
     checking_a_session_does_not_write_on_every_request,
     a_session_ended_on_one_node_is_refused_by_another,
     cross_site_requests_riding_on_the_cookie_are_refused,
+    forwarded_headers_are_believed_only_from_trusted_proxies,
 );
 
 /// Waits (up to 5 s) until `GET /v1/session` with `token` answers `want`.
@@ -236,4 +237,37 @@ async fn cross_site_requests_riding_on_the_cookie_are_refused(b: Backend) {
         .await
         .unwrap();
     assert_eq!(res.status(), StatusCode::NO_CONTENT);
+}
+
+async fn forwarded_headers_are_believed_only_from_trusted_proxies(b: Backend) {
+    let forwarded = |app: &TestApp| {
+        app.client
+            .post(app.url("/v1/login"))
+            .header("x-forwarded-for", "198.51.100.23, 203.0.113.9")
+            .header("x-forwarded-proto", "https")
+            .json(&json!({"login": "fwd", "password": PW}))
+    };
+    // Not a trusted proxy: the headers are ignored.
+    let app = TestApp::spawn(b).await;
+    app.user("fwd", PW).await;
+    let res = forwarded(&app).send().await.unwrap();
+    assert!(!res.headers()["set-cookie"].to_str().unwrap().contains("Secure"));
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["session"]["ip"], "127.0.0.1");
+
+    // Behind a trusted proxy: the client is the last address the proxy did not add itself,
+    // and HTTPS makes the cookie Secure.
+    let app = TestApp::spawn_with(b, |c| c.http.trusted_proxies = vec!["127.0.0.0/8".parse().unwrap()]).await;
+    app.user("fwd", PW).await;
+    let res = forwarded(&app).send().await.unwrap();
+    let cookie = res.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(cookie.ends_with("; Secure"), "{cookie}");
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["session"]["ip"], "203.0.113.9");
+    let res = app.post("/v1/login", json!({"login": "fwd", "password": PW})).await;
+    assert!(!res.headers()["set-cookie"].to_str().unwrap().contains("Secure"), "plain HTTP stays plain");
+
+    let app = TestApp::spawn_with(b, |c| c.http.cookie_secure = portcullis_http::CookieSecure::Always).await;
+    let res = app.post("/v1/signup", json!({"email": "s@example.com", "password": PW})).await;
+    assert!(res.headers()["set-cookie"].to_str().unwrap().contains("; Secure"));
 }

@@ -18,6 +18,7 @@ both!(
     every_profile_field_and_editable_attributes_are_kept,
     tenant_policy_decides_required_identifiers_and_open_signup,
     phone_only_accounts_work,
+    a_tenant_requiring_verified_email_opens_no_session_before_verification,
 );
 
 async fn signup_creates_the_account_and_logs_in(b: Backend) {
@@ -241,4 +242,34 @@ async fn phone_only_accounts_work(b: Backend) {
     let res = app.post("/v1/signup", json!({"password": PW})).await;
     let body = assert_error(res, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
     assert!(body["error"]["fields"]["username"].as_str().unwrap().contains("required"));
+}
+
+async fn a_tenant_requiring_verified_email_opens_no_session_before_verification(b: Backend) {
+    let app = TestApp::spawn_with(b, |c| c.policy.require_verified_email = true).await;
+    let res = app.post("/v1/signup", json!({"username": "unver", "email": "unver@example.com", "password": PW})).await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    assert!(res.headers().get("set-cookie").is_none());
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["user"]["status"], "pending");
+    assert_eq!(body["session"], Value::Null);
+    // The right password is told why; a wrong one learns nothing.
+    let (status, body) = app.login("unver", PW).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::FORBIDDEN, Some("email_not_verified")));
+    let (status, body) = app.login("unver", "not the password").await;
+    assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::UNAUTHORIZED, Some("invalid_credentials")));
+    // An account whose address an operator vouched for logs in.
+    let created = app
+        .core
+        .create_user(
+            portcullis_core::TenantId::DEFAULT,
+            portcullis_core::accounts::CreateUserCommand {
+                fields: json!({"email": "vouched@example.com"}).as_object().cloned().unwrap(),
+                password: Some(portcullis_core::Password::new(PW)),
+                email_verified: true,
+            },
+        )
+        .await
+        .unwrap();
+    assert!(created.email_verified_at.is_some());
+    app.token("vouched@example.com", PW).await;
 }
