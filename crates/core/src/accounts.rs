@@ -83,9 +83,9 @@ impl Core {
             Ok(h) => h,
             Err(m) => return Err(CoreError::field("password", m)),
         };
-        let mut user = self.store.insert_user(&NewUser { password_hash: Some(hash), ..new }).await?;
+        let mut user = self.store.insert_user(&NewUser { password_hash: Some(hash.clone()), ..new }).await?;
         let session = match self.ensure_may_log_in(&user, &policy) {
-            Ok(()) => Some(self.open_session(&user, &policy, client).await?),
+            Ok(()) => Some(self.open_session(&user, &policy, client, Some(hash)).await?),
             Err(_) => None,
         };
         if let Some(s) = &session {
@@ -192,7 +192,7 @@ impl Core {
     pub async fn delete_me(&self, auth: &AuthSession, password: Password) -> CoreResult<()> {
         let s = &auth.session;
         self.confirm_password(auth, password).await?;
-        self.store.delete_user(s.tenant_id, s.user_id).await?;
+        self.store.delete_user(s.tenant_id, s.user_id, self.now()).await?;
         self.sessions.evict_user(s.user_id, None);
         Ok(())
     }
@@ -247,7 +247,7 @@ impl Core {
 
     /// Ends every session of a user (for operators; the admin API and CLI build on it).
     pub async fn end_all_sessions(&self, user: &User) -> CoreResult<u64> {
-        let n = self.store.delete_sessions_of_user(user.tenant_id, user.id, EndSessions::All).await?;
+        let n = self.store.delete_sessions_of_user(user.tenant_id, user.id, EndSessions::All, self.now()).await?;
         self.sessions.evict_user(user.id, None);
         Ok(n)
     }

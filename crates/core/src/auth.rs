@@ -9,7 +9,7 @@ use crate::model::{Policy, Session, User, UserStatus};
 use crate::parse::LoginKey;
 use crate::secret::{Password, Token, TokenHash};
 use crate::sessions::CachedSession;
-use crate::store::{EndSessions, NewSession, PasswordChange, UserWithSecret};
+use crate::store::{EndSessions, NewSession, PasswordChange, StoreError, UserWithSecret};
 use crate::{ClientInfo, Core};
 
 /// Prefix of session tokens.
@@ -95,22 +95,23 @@ impl Core {
         client: &ClientInfo,
     ) -> CoreResult<(User, IssuedSession)> {
         let (_, policy) = self.tenant_policy(tenant).await?;
-        let mut user = self.check_password(tenant, &cmd.identifier, cmd.password, client).await?;
+        let (mut user, checked) = self.check_password(tenant, &cmd.identifier, cmd.password, client).await?;
         self.ensure_may_log_in(&user, &policy)?;
-        let issued = self.open_session(&user, &policy, client).await?;
+        let issued = self.open_session(&user, &policy, client, checked).await?;
         user.last_login_at = Some(issued.session.created_at);
         Ok((user, issued))
     }
 
-    /// Checks a login identifier and password; the user when they match. Shared by every
-    /// surface that checks credentials.
+    /// Checks a login identifier and password; the user, and the hash the password matched
+    /// (to open a session against), when they match. Shared by every surface that checks
+    /// credentials.
     pub async fn check_password(
         &self,
         tenant: TenantId,
         key: &LoginKey,
         password: Password,
         client: &ClientInfo,
-    ) -> CoreResult<User> {
+    ) -> CoreResult<(User, Option<String>)> {
         let ip = client.ip_string();
         self.limiter.check(ip.as_deref(), &format!("{}:{}", tenant.0, key.limiter_key()))?;
         let found = self.store.user_with_secret(tenant, key).await?;
@@ -118,10 +119,8 @@ impl Core {
         let v = self.hasher.verify(password.clone(), stored.clone()).await?;
         match found {
             Some(UserWithSecret { user, .. }) if v.matched => {
-                if v.needs_rehash {
-                    self.upgrade_hash(&user, password, stored).await;
-                }
-                Ok(user)
+                let checked = if v.needs_rehash { self.upgrade_hash(&user, password, stored).await } else { stored };
+                Ok((user, checked))
             }
             _ => Err(CoreError::InvalidCredentials),
         }
@@ -139,34 +138,49 @@ impl Core {
         Ok(())
     }
 
-    // Re-hashes a password whose stored hash uses old parameters. Best effort: a failure is
-    // logged and the log-in goes on; the compare-and-set keeps a concurrent change intact.
-    async fn upgrade_hash(&self, user: &User, password: Password, stored: Option<String>) {
+    // Re-hashes a password whose stored hash uses old parameters; returns the hash now stored.
+    // Best effort: a failure is logged and the log-in goes on; the compare-and-set keeps a
+    // concurrent change intact.
+    async fn upgrade_hash(&self, user: &User, password: Password, stored: Option<String>) -> Option<String> {
         let result = async {
             let hash = self.hasher.hash(password).await?;
             let change = PasswordChange {
-                hash,
-                expected_current: stored,
+                hash: hash.clone(),
+                expected_current: stored.clone(),
                 end_sessions: EndSessions::None,
                 is_new_password: false,
                 now: self.now(),
             };
-            self.store.set_password_hash(user.tenant_id, user.id, &change).await?;
-            Ok::<_, CoreError>(())
+            let done = self.store.set_password_hash(user.tenant_id, user.id, &change).await?;
+            Ok::<_, CoreError>(done.then_some(hash))
         }
         .await;
-        if let Err(e) = result {
-            tracing::warn!(user = %user.id, error = %e, "could not upgrade a password hash");
+        match result {
+            Ok(Some(new)) => Some(new),
+            Ok(None) => stored,
+            Err(e) => {
+                tracing::warn!(user = %user.id, error = %e, "could not upgrade a password hash");
+                stored
+            }
         }
     }
 
-    /// Opens a session for a user under a tenant's policy.
-    pub async fn open_session(&self, user: &User, policy: &Policy, client: &ClientInfo) -> CoreResult<IssuedSession> {
+    /// Opens a session for a user under a tenant's policy, provided the user still has the
+    /// password hash that was just checked (or set) and is not disabled; otherwise (a password
+    /// change, deletion or disabling won the race) the log-in fails like a wrong password.
+    pub async fn open_session(
+        &self,
+        user: &User,
+        policy: &Policy,
+        client: &ClientInfo,
+        checked_password_hash: Option<String>,
+    ) -> CoreResult<IssuedSession> {
         let token = Token::generate(SESSION_TOKEN_PREFIX).map_err(CoreError::internal)?;
         let now = self.now();
         let new = NewSession {
             tenant_id: user.tenant_id,
             user_id: user.id,
+            checked_password_hash,
             token_hash: token.hash(),
             now,
             expires_at: now.plus(policy.session_absolute_ttl),
@@ -174,8 +188,11 @@ impl Core {
             user_agent: client.user_agent_truncated(),
             ip: client.ip_string(),
         };
-        let session = self.store.insert_session(&new).await?;
-        Ok(IssuedSession { token, session })
+        match self.store.insert_session(&new).await {
+            Ok(Some(session)) => Ok(IssuedSession { token, session }),
+            Ok(None) | Err(StoreError::Gone) => Err(CoreError::InvalidCredentials),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Checks a session token presented to `tenant`. Never writes on the request path: use
@@ -203,7 +220,7 @@ impl Core {
         let generation = self.sessions.generation();
         let session = self.store.session_by_token_hash(hash).await?.ok_or(CoreError::Unauthenticated)?;
         if !session.is_valid_at(now) {
-            if let Err(e) = self.store.delete_session_by_token_hash(hash).await {
+            if let Err(e) = self.store.delete_session_by_token_hash(hash, now).await {
                 tracing::warn!(error = %e, "could not delete an expired session");
             }
             return Err(CoreError::Unauthenticated);
@@ -215,7 +232,7 @@ impl Core {
 
     /// Ends the session that made the request.
     pub async fn logout(&self, auth: &AuthSession) -> CoreResult<()> {
-        self.store.delete_session_by_token_hash(&auth.token_hash).await?;
+        self.store.delete_session_by_token_hash(&auth.token_hash, self.now()).await?;
         self.sessions.evict_token(&auth.token_hash);
         Ok(())
     }
@@ -223,7 +240,7 @@ impl Core {
     /// Ends every session of the requesting user, this one included.
     pub async fn logout_all(&self, auth: &AuthSession) -> CoreResult<u64> {
         let s = &auth.session;
-        let n = self.store.delete_sessions_of_user(s.tenant_id, s.user_id, EndSessions::All).await?;
+        let n = self.store.delete_sessions_of_user(s.tenant_id, s.user_id, EndSessions::All, self.now()).await?;
         self.sessions.evict_user(s.user_id, None);
         Ok(n)
     }
@@ -245,7 +262,7 @@ impl Core {
     /// Ends one of the requesting user's sessions; [`CoreError::NotFound`] if it is not theirs.
     pub async fn revoke_session(&self, auth: &AuthSession, id: SessionId) -> CoreResult<()> {
         let s = &auth.session;
-        if !self.store.delete_session(s.tenant_id, s.user_id, id).await? {
+        if !self.store.delete_session(s.tenant_id, s.user_id, id, self.now()).await? {
             return Err(CoreError::NotFound);
         }
         self.sessions.evict_session(id);

@@ -155,6 +155,8 @@ impl From<StoreError> for CoreError {
         match e {
             StoreError::Conflict(f) => Self::Conflict(f),
             StoreError::Unavailable(_) => Self::Unavailable(e),
+            StoreError::Invalid(_) => Self::field("request", "contains characters that cannot be stored"),
+            StoreError::Gone => Self::NotFound,
             other => Self::internal(other),
         }
     }

@@ -60,8 +60,18 @@ impl CoreConfig {
     pub fn check(&self) -> Result<(), String> {
         self.policy.check().map_err(|e| format!("policy: {e}"))?;
         self.password.params().map_err(|e| format!("password: {e}"))?;
-        if self.sessions.touch_interval < Duration::from_secs(1) {
+        let s = &self.sessions;
+        if s.touch_interval < Duration::from_secs(1) {
             return Err("sessions.touch_interval must be at least 1s".into());
+        }
+        if s.sweep_interval < Duration::from_secs(1) {
+            return Err("sessions.sweep_interval must be at least 1s".into());
+        }
+        if s.cache_capacity > 0 && s.cache_ttl < Duration::from_secs(1) {
+            return Err("sessions.cache_ttl must be at least 1s (or turn the cache off with cache_capacity = 0)".into());
+        }
+        if self.password.max_wait < Duration::from_millis(10) {
+            return Err("password.max_wait must be at least 10ms".into());
         }
         Ok(())
     }
@@ -189,17 +199,24 @@ impl Core {
                 Ok(mut feed) => {
                     backoff = Duration::from_millis(100);
                     self.sessions.set_feed_live(true);
-                    while let Some(item) = feed.next().await {
-                        match item {
-                            Ok(r) => self.sessions.apply(&r),
-                            Err(e) => {
-                                tracing::warn!(error = %e, "revocation feed lost track; forgetting cached sessions");
-                                self.sessions.evict_all();
+                    loop {
+                        match feed.next().await {
+                            Some(Ok(r)) => self.sessions.apply(&r),
+                            Some(Err(e)) => {
+                                tracing::warn!(error = %e, "revocation feed lost; forgetting cached sessions and reopening it");
+                                break;
+                            }
+                            None => {
+                                tracing::warn!("revocation feed ended; forgetting cached sessions and reopening it");
+                                break;
                             }
                         }
                     }
-                    tracing::warn!("revocation feed ended; reopening");
+                    // Nothing is cached until a new feed listens: revocations made meanwhile
+                    // could not be heard.
                     self.sessions.set_feed_live(false);
+                    drop(feed);
+                    tokio::time::sleep(backoff).await;
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot open the revocation feed; sessions are not cached meanwhile");
@@ -245,5 +262,189 @@ impl Core {
                 Err(e) => tracing::warn!(error = %e, "could not delete expired sessions"),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod feed_tests {
+    //! The core's handling of the revocation feed, against a store whose feed the test drives.
+
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    use futures::StreamExt as _;
+    use tokio::sync::{Semaphore, mpsc};
+
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::model::{AttributeDefinition, Role, Session, User};
+    use crate::parse::LoginKey;
+    use crate::secret::TokenHash;
+    use crate::store::*;
+
+    #[derive(Debug)]
+    struct FeedStore {
+        session: Session,
+        opens: AtomicUsize,
+        // Each open after the first waits for a permit, so the test sees the gap.
+        reopen: Semaphore,
+        feeds: Mutex<Vec<mpsc::UnboundedSender<StoreResult<Revocation>>>>,
+    }
+
+    fn nope<T>() -> StoreResult<T> {
+        Err(StoreError::Corrupt("not used by this test".into()))
+    }
+
+    #[async_trait::async_trait]
+    impl Store for FeedStore {
+        async fn ping(&self) -> StoreResult<()> {
+            Ok(())
+        }
+        async fn tenant(&self, _: TenantId) -> StoreResult<Option<Tenant>> {
+            nope()
+        }
+        async fn tenant_by_slug(&self, _: &str) -> StoreResult<Option<Tenant>> {
+            nope()
+        }
+        async fn insert_tenant(&self, _: &NewTenant) -> StoreResult<Tenant> {
+            nope()
+        }
+        async fn insert_attribute_definition(&self, _: &NewAttributeDefinition) -> StoreResult<AttributeDefinition> {
+            nope()
+        }
+        async fn attribute_definitions(&self, _: TenantId) -> StoreResult<Vec<AttributeDefinition>> {
+            nope()
+        }
+        async fn insert_role(&self, _: &NewRole) -> StoreResult<Role> {
+            nope()
+        }
+        async fn roles(&self, _: TenantId) -> StoreResult<Vec<Role>> {
+            nope()
+        }
+        async fn insert_user(&self, _: &NewUser) -> StoreResult<User> {
+            nope()
+        }
+        async fn user(&self, _: TenantId, _: UserId) -> StoreResult<Option<User>> {
+            nope()
+        }
+        async fn user_with_secret(&self, _: TenantId, _: &LoginKey) -> StoreResult<Option<UserWithSecret>> {
+            nope()
+        }
+        async fn user_with_secret_by_id(&self, _: TenantId, _: UserId) -> StoreResult<Option<UserWithSecret>> {
+            nope()
+        }
+        async fn update_user(&self, _: TenantId, _: UserId, _: &UserUpdate, _: Timestamp) -> StoreResult<Option<User>> {
+            nope()
+        }
+        async fn delete_user(&self, _: TenantId, _: UserId, _: Timestamp) -> StoreResult<bool> {
+            nope()
+        }
+        async fn set_password_hash(&self, _: TenantId, _: UserId, _: &PasswordChange) -> StoreResult<bool> {
+            nope()
+        }
+        async fn insert_session(&self, _: &NewSession) -> StoreResult<Option<Session>> {
+            nope()
+        }
+        async fn session_by_token_hash(&self, _: &TokenHash) -> StoreResult<Option<Session>> {
+            Ok(Some(self.session.clone()))
+        }
+        async fn sessions_of_user(&self, _: TenantId, _: UserId) -> StoreResult<Vec<Session>> {
+            nope()
+        }
+        async fn delete_session(&self, _: TenantId, _: UserId, _: SessionId, _: Timestamp) -> StoreResult<bool> {
+            nope()
+        }
+        async fn delete_session_by_token_hash(&self, _: &TokenHash, _: Timestamp) -> StoreResult<bool> {
+            nope()
+        }
+        async fn delete_sessions_of_user(
+            &self,
+            _: TenantId,
+            _: UserId,
+            _: EndSessions,
+            _: Timestamp,
+        ) -> StoreResult<u64> {
+            nope()
+        }
+        async fn touch_sessions(&self, _: &[(SessionId, Timestamp)]) -> StoreResult<()> {
+            Ok(())
+        }
+        async fn delete_expired_sessions(&self, _: Timestamp, _: Duration) -> StoreResult<u64> {
+            Ok(0)
+        }
+        async fn revocations(&self) -> StoreResult<RevocationFeed> {
+            if self.opens.fetch_add(1, Ordering::SeqCst) > 0 {
+                self.reopen.acquire().await.map_err(|e| StoreError::Other(Box::new(e)))?.forget();
+            }
+            let (tx, rx) = mpsc::unbounded_channel();
+            self.feeds.lock().unwrap().push(tx);
+            Ok(futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) }).boxed())
+        }
+    }
+
+    async fn until(what: &str, f: impl Fn() -> bool) {
+        for _ in 0..500 {
+            if f() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("timed out waiting until {what}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_lost_feed_stops_caching_until_a_new_feed_listens() {
+        let clock = ManualClock::starting_now();
+        let now = clock.now();
+        let session = Session {
+            id: SessionId(1),
+            tenant_id: TenantId::DEFAULT,
+            user_id: UserId(1),
+            created_at: now,
+            expires_at: now.plus(Duration::from_secs(3600)),
+            idle_timeout: Duration::from_secs(3600),
+            last_seen_at: now,
+            user_agent: None,
+            ip: None,
+        };
+        let store = Arc::new(FeedStore {
+            session,
+            opens: AtomicUsize::new(0),
+            reopen: Semaphore::new(0),
+            feeds: Mutex::new(Vec::new()),
+        });
+        let config = CoreConfig {
+            password: crate::password::HashingConfig { memory_kib: 1024, iterations: 1, ..Default::default() },
+            ..Default::default()
+        };
+        let core = Arc::new(Core::new(store.clone(), Arc::new(clock), config).unwrap());
+        let maintenance = tokio::spawn(core.clone().run_maintenance());
+        let token = Token::generate(crate::auth::SESSION_TOKEN_PREFIX).unwrap();
+        let cache = core.session_cache();
+
+        until("the feed listens", || cache.is_feed_live()).await;
+        core.authenticate(TenantId::DEFAULT, &token).await.unwrap();
+        assert_eq!(cache.len(), 1, "cached while the feed listens");
+
+        // The feed reports that it lost track.
+        let first = store.feeds.lock().unwrap()[0].clone();
+        first.send(Err(StoreError::Unavailable("connection lost".into()))).unwrap();
+        until("the core asks for a new feed", || store.opens.load(Ordering::SeqCst) == 2).await;
+        assert!(!cache.is_feed_live());
+        assert_eq!(cache.len(), 0, "everything cached before the loss is forgotten");
+        core.authenticate(TenantId::DEFAULT, &token).await.unwrap();
+        assert_eq!(cache.len(), 0, "nothing is cached while no feed listens");
+        assert!(first.is_closed(), "the lost feed was dropped, not read on");
+
+        // A new feed listens: caching resumes, and its revocations are applied.
+        store.reopen.add_permits(1);
+        until("the new feed listens", || cache.is_feed_live()).await;
+        core.authenticate(TenantId::DEFAULT, &token).await.unwrap();
+        assert_eq!(cache.len(), 1);
+        let second = store.feeds.lock().unwrap()[1].clone();
+        second.send(Ok(Revocation::Session(token.hash()))).unwrap();
+        until("the revocation is applied", || cache.is_empty()).await;
+        maintenance.abort();
     }
 }

@@ -61,8 +61,9 @@ impl Email {
 }
 
 /// A username: 2 to 64 letters, digits, `.`, `_` or `-`, starting and ending with a letter
-/// or digit, not only digits (so it can never be mistaken for a phone number) and without `@`
-/// (so it can never be mistaken for an e-mail address).
+/// or digit, never something that parses as a phone number (so a log-in input can never match
+/// one account's username and another's phone), and without `@` (so it can never be mistaken
+/// for an e-mail address).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Username {
     display: String,
@@ -87,7 +88,7 @@ impl Username {
         if !first_last_ok(display.chars().next()) || !first_last_ok(display.chars().last()) {
             return Err("must start and end with a letter or digit");
         }
-        if display.chars().all(|c| c.is_ascii_digit()) {
+        if display.chars().all(|c| c.is_ascii_digit()) || Phone::parse(&display).is_ok() {
             return Err("must contain at least one letter");
         }
         let normalized = normalize_name(&display);
@@ -204,6 +205,9 @@ pub enum LoginKey {
         /// Normalised phone form of the input.
         phone: String,
     },
+    /// Input no account can have (control characters, absurd length): matches nobody, and
+    /// stores answer without asking the database.
+    Nobody(String),
 }
 
 impl LoginKey {
@@ -212,6 +216,9 @@ impl LoginKey {
     /// take exactly the same path.
     pub fn from_login(input: &str) -> Self {
         let s = input.trim();
+        if let Some(nobody) = Self::impossible(s) {
+            return nobody;
+        }
         if s.contains('@') {
             return Self::Email(Email::parse(s).map(|e| e.normalized).unwrap_or_else(|_| s.to_lowercase()));
         }
@@ -223,28 +230,40 @@ impl LoginKey {
 
     /// A key that matches the username only.
     pub fn username(input: &str) -> Self {
-        Self::Username(normalize_name(input.trim()))
+        let s = input.trim();
+        Self::impossible(s).unwrap_or_else(|| Self::Username(normalize_name(s)))
     }
 
     /// A key that matches the e-mail address only.
     pub fn email(input: &str) -> Self {
         let s = input.trim();
-        Self::Email(Email::parse(s).map(|e| e.normalized).unwrap_or_else(|_| s.to_lowercase()))
+        Self::impossible(s)
+            .unwrap_or_else(|| Self::Email(Email::parse(s).map(|e| e.normalized).unwrap_or_else(|_| s.to_lowercase())))
     }
 
     /// A key that matches the phone number only.
     pub fn phone(input: &str) -> Self {
         let s = input.trim();
-        Self::Phone(Phone::parse(s).map(|p| p.normalized).unwrap_or_else(|_| s.to_owned()))
+        Self::impossible(s)
+            .unwrap_or_else(|| Self::Phone(Phone::parse(s).map(|p| p.normalized).unwrap_or_else(|_| s.to_owned())))
     }
 
-    /// The text rate limits are keyed on: the same for every spelling of one identifier.
+    // No identifier holds control characters or runs past the longest e-mail address.
+    fn impossible(s: &str) -> Option<Self> {
+        (s.chars().any(char::is_control) || s.len() > EMAIL_MAX).then(|| {
+            Self::Nobody(s.chars().filter(|c| !c.is_control()).take(EMAIL_MAX).collect::<String>().to_lowercase())
+        })
+    }
+
+    /// The text rate limits are keyed on: the same for every spelling of one identifier (a
+    /// phone number typed with or without spaces, dashes or parentheses, in the `login` field
+    /// or the `phone` field, is one key).
     pub fn limiter_key(&self) -> String {
         match self {
             Self::Username(u) => format!("u:{u}"),
             Self::Email(e) => format!("e:{e}"),
-            Self::Phone(p) => format!("p:{p}"),
-            Self::UsernameOrPhone { username, .. } => format!("u:{username}"),
+            Self::Phone(p) | Self::UsernameOrPhone { phone: p, .. } => format!("p:{p}"),
+            Self::Nobody(n) => format!("n:{n}"),
         }
     }
 }
@@ -273,7 +292,18 @@ mod tests {
         // Compatibility forms fold together: fullwidth letters are the same name.
         assert_eq!(Username::parse("ＡＬＩＣＥ").unwrap().normalized(), "alice");
         assert_eq!(Username::parse("Zoë").unwrap().normalized(), "zoë");
-        for bad in ["a", "-alice", "alice.", "al ice", "al@ice", "123456", &"x".repeat(65), "ali\u{0}ce"] {
+        for bad in [
+            "a",
+            "-alice",
+            "alice.",
+            "al ice",
+            "al@ice",
+            "123456",
+            "416-555-0100",
+            "416.555.0100",
+            &"x".repeat(65),
+            "ali\u{0}ce",
+        ] {
             assert!(Username::parse(bad).is_err(), "{bad:?} should be refused");
         }
     }
@@ -299,6 +329,19 @@ mod tests {
         );
         // Garbage still yields a key (matching nobody) rather than an error.
         assert_eq!(LoginKey::from_login("no@such@thing"), LoginKey::Email("no@such@thing".into()));
+        assert!(matches!(LoginKey::from_login("ab\u{0}c"), LoginKey::Nobody(_)));
+        assert!(matches!(LoginKey::email(&"a".repeat(300)), LoginKey::Nobody(_)));
+    }
+
+    #[test]
+    fn every_spelling_of_a_phone_number_shares_one_limit() {
+        let keys: Vec<String> = ["4165550100", "416 555 0100", "416.555.0100", "(416) 555-0100", "416-5550100"]
+            .iter()
+            .map(|s| LoginKey::from_login(s).limiter_key())
+            .collect();
+        assert!(keys.iter().all(|k| k == "p:4165550100"), "{keys:?}");
+        assert_eq!(LoginKey::phone("416 555 0100").limiter_key(), "p:4165550100");
+        assert_eq!(LoginKey::from_login("Alice").limiter_key(), LoginKey::username("alice").limiter_key());
     }
 
     #[test]

@@ -227,7 +227,10 @@ pub fn parse_profile_field(name: &str, value: &Value, errors: &mut FieldErrors) 
         "meta" => match value {
             Value::Null => Some(ProfileChange::Meta(Map::new())),
             Value::Object(m) => {
-                if serde_json::to_vec(m).map(|v| v.len()).unwrap_or(usize::MAX) > META_MAX_BYTES {
+                if has_nul(value) {
+                    errors.add(name, "must not contain NUL characters");
+                    None
+                } else if serde_json::to_vec(m).map(|v| v.len()).unwrap_or(usize::MAX) > META_MAX_BYTES {
                     errors.add(name, "must be at most 16 KiB of JSON");
                     None
                 } else {
@@ -243,6 +246,16 @@ pub fn parse_profile_field(name: &str, value: &Value, errors: &mut FieldErrors) 
             errors.add(name, "unknown field");
             None
         }
+    }
+}
+
+/// Whether a JSON value holds a NUL character in any key or string (no database stores one).
+fn has_nul(v: &Value) -> bool {
+    match v {
+        Value::String(s) => s.contains('\0'),
+        Value::Array(a) => a.iter().any(has_nul),
+        Value::Object(m) => m.iter().any(|(k, v)| k.contains('\0') || has_nul(v)),
+        _ => false,
     }
 }
 
@@ -375,6 +388,8 @@ mod tests {
         assert!(parse("newsletter", json!("maybe")).is_err());
         assert!(parse("meta", json!({"lang": "en"})).is_ok());
         assert!(parse("meta", json!([1])).is_err());
+        assert_eq!(parse("meta", json!({"k": ["a\u{0}b"]})), Err("must not contain NUL characters".into()));
+        assert!(parse("meta", json!({"k\u{0}": 1})).is_err());
         assert!(parse("meta", json!({"x": "y".repeat(17 * 1024)})).is_err());
         assert_eq!(parse("favourite_colour", json!("blue")), Err("unknown field".into()));
     }

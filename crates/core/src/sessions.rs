@@ -187,15 +187,13 @@ impl SessionCache {
         }
     }
 
-    /// Marks the feed live (entries may be cached) or lost (everything is forgotten and
-    /// nothing is cached until it is live again).
+    /// Marks the feed live (entries may be cached from now on) or lost (everything is
+    /// forgotten and nothing is cached until it is live again). Either way the generation
+    /// moves, so a read that started before the feed was listening is never cached: a
+    /// revocation may have landed between that read and the start of listening.
     pub fn set_feed_live(&self, live: bool) {
-        if !live {
-            self.feed_live.store(false, Ordering::SeqCst);
-            self.evict_all();
-        } else {
-            self.feed_live.store(true, Ordering::SeqCst);
-        }
+        self.feed_live.store(live, Ordering::SeqCst);
+        self.evict_all();
     }
 
     /// Whether the revocation feed is live (and sessions are being cached).
@@ -204,10 +202,11 @@ impl SessionCache {
     }
 
     /// Notes that a session was used at `now`; queues a last-seen write when the known time
-    /// is older than the touch interval.
+    /// is older than the touch interval (or than a quarter of the session's idle timeout, if
+    /// that is shorter, so a session in use never idles out between two writes).
     pub fn note_use(&self, entry: &CachedSession, now: Timestamp) {
         let last = entry.last_seen();
-        if now.since(last) < self.touch_interval {
+        if now.since(last) < self.touch_interval.min(entry.session.idle_timeout / 4) {
             return;
         }
         // Only the caller that moves the time wins; concurrent uses queue one write.
@@ -307,6 +306,26 @@ mod tests {
         assert!(c.get(&TokenHash([3; 32])).is_none());
         c.apply(&Revocation::Session(TokenHash([2; 32])));
         assert!(c.get(&TokenHash([2; 32])).is_none());
+    }
+
+    #[test]
+    fn short_idle_timeouts_are_touched_often_enough() {
+        let c = live();
+        let mut s = session(8, 1);
+        s.idle_timeout = Duration::from_secs(40);
+        let e = CachedSession::new(s);
+        let t = Timestamp::from_unix_micros(0).plus(Duration::from_secs(11));
+        c.note_use(&e, t);
+        assert_eq!(c.take_touches(), vec![(SessionId(8), t)], "a quarter of 40 s, not the 60 s interval");
+    }
+
+    #[test]
+    fn going_live_moves_the_generation() {
+        let c = SessionCache::new(&SessionConfig::default());
+        let g = c.generation();
+        c.set_feed_live(true);
+        c.insert(TokenHash([1; 32]), Arc::new(CachedSession::new(session(1, 1))), g);
+        assert!(c.get(&TokenHash([1; 32])).is_none(), "read before the feed listened: not cached");
     }
 
     #[test]

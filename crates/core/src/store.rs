@@ -34,6 +34,14 @@ pub enum StoreError {
     /// The database could not be reached, or timed out.
     #[error("database unavailable")]
     Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// The database refused a value it cannot store (for example a NUL character in text for
+    /// PostgreSQL); nothing was written.
+    #[error("value cannot be stored: {0}")]
+    Invalid(String),
+    /// A row the write refers to vanished concurrently (a user deleted while a session was
+    /// being opened); nothing was written.
+    #[error("referenced row no longer exists")]
+    Gone,
     /// A stored value could not be read back (a bug or a hand-edited database).
     #[error("corrupt stored value: {0}")]
     Corrupt(String),
@@ -220,12 +228,16 @@ impl Debug for PasswordChange {
 }
 
 /// A session to open.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct NewSession {
     /// Tenant of the user.
     pub tenant_id: TenantId,
     /// The user.
     pub user_id: UserId,
+    /// The password hash the caller checked (or just set). The session is opened only if the
+    /// user still has exactly this hash and is not disabled, so a log-in racing a password
+    /// change, a deletion or a disabling cannot leave a session behind it.
+    pub checked_password_hash: Option<String>,
     /// Hash of the token handed to the client.
     pub token_hash: TokenHash,
     /// Opening time; also recorded as the user's last log-in.
@@ -240,6 +252,17 @@ pub struct NewSession {
     pub ip: Option<String>,
 }
 
+impl Debug for NewSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewSession")
+            .field("tenant_id", &self.tenant_id)
+            .field("user_id", &self.user_id)
+            .field("token_hash", &self.token_hash)
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Sessions ended somewhere, as heard on the revocation feed.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Revocation {
@@ -252,8 +275,8 @@ pub enum Revocation {
 }
 
 /// A stream of revocations committed by any node or process sharing the database, from the
-/// moment it was opened. An `Err` item means the feed lost track; treat it as
-/// [`Revocation::All`] and keep reading.
+/// moment it was opened. An `Err` item means the feed may have lost track: the reader must
+/// drop this feed, forget what it cached, and open a new one.
 pub type RevocationFeed = Pin<Box<dyn Stream<Item = StoreResult<Revocation>> + Send>>;
 
 /// Persistent state of Portcullis.
@@ -295,23 +318,30 @@ pub trait Store: Send + Sync + Debug + 'static {
         now: Timestamp,
     ) -> StoreResult<Option<User>>;
     /// Deletes a user with everything they own, ending their sessions; `false` if absent.
-    async fn delete_user(&self, tenant: TenantId, id: UserId) -> StoreResult<bool>;
+    async fn delete_user(&self, tenant: TenantId, id: UserId, now: Timestamp) -> StoreResult<bool>;
     /// Sets a user's password hash (and ends sessions as asked); `false` when there is no
     /// such user or `expected_current` no longer matches.
     async fn set_password_hash(&self, tenant: TenantId, id: UserId, change: &PasswordChange) -> StoreResult<bool>;
 
-    /// Opens a session and records the user's log-in time.
-    async fn insert_session(&self, s: &NewSession) -> StoreResult<Session>;
+    /// Opens a session and records the user's log-in time; `None` (nothing written) when the
+    /// user no longer has `checked_password_hash`, is disabled or is gone.
+    async fn insert_session(&self, s: &NewSession) -> StoreResult<Option<Session>>;
     /// The session whose token has this hash (expired or not).
     async fn session_by_token_hash(&self, hash: &TokenHash) -> StoreResult<Option<Session>>;
     /// A user's sessions, newest first.
     async fn sessions_of_user(&self, tenant: TenantId, user: UserId) -> StoreResult<Vec<Session>>;
     /// Ends one of a user's sessions; `false` when the user has no such session.
-    async fn delete_session(&self, tenant: TenantId, user: UserId, id: SessionId) -> StoreResult<bool>;
+    async fn delete_session(&self, tenant: TenantId, user: UserId, id: SessionId, now: Timestamp) -> StoreResult<bool>;
     /// Ends the session whose token has this hash; `false` if absent.
-    async fn delete_session_by_token_hash(&self, hash: &TokenHash) -> StoreResult<bool>;
+    async fn delete_session_by_token_hash(&self, hash: &TokenHash, now: Timestamp) -> StoreResult<bool>;
     /// Ends a user's sessions as asked; returns how many ended.
-    async fn delete_sessions_of_user(&self, tenant: TenantId, user: UserId, which: EndSessions) -> StoreResult<u64>;
+    async fn delete_sessions_of_user(
+        &self,
+        tenant: TenantId,
+        user: UserId,
+        which: EndSessions,
+        now: Timestamp,
+    ) -> StoreResult<u64>;
     /// Records that sessions were used (batched last-seen updates); never moves time back.
     async fn touch_sessions(&self, touches: &[(SessionId, Timestamp)]) -> StoreResult<()>;
     /// Deletes sessions that expired (absolutely or idle) before `now`, and feed bookkeeping

@@ -128,7 +128,8 @@ impl Config {
     /// Loads the configuration: defaults, then `file` (which must exist if given), then the
     /// environment.
     pub fn load(file: Option<&Path>) -> Result<Self, String> {
-        Self::load_from(file, Env::prefixed("PORTCULLIS_").split("__").ignore(&["CONFIG"]))
+        // PORTCULLIS_CONFIG names the file; PORTCULLIS_TEST_POSTGRES_URL belongs to the tests.
+        Self::load_from(file, Env::prefixed("PORTCULLIS_").split("__").ignore(&["CONFIG", "TEST_POSTGRES_URL"]))
     }
 
     fn load_from(file: Option<&Path>, env: Env) -> Result<Self, String> {
@@ -149,12 +150,25 @@ impl Config {
 
     /// Checks values that parse but cannot work.
     pub fn check(&self) -> Result<(), String> {
-        self.backend()?;
+        let backend = self.backend()?;
         self.core().check()?;
         self.http.check()?;
-        if self.database.max_connections == 0 {
-            return Err("database.max_connections must be at least 1".into());
+        let min_connections = match backend {
+            // One connection is held by the revocation listener.
+            Backend::Postgres => 2,
+            Backend::Sqlite => 1,
+        };
+        if self.database.max_connections < min_connections {
+            return Err(format!("database.max_connections must be at least {min_connections} for this database"));
         }
+        if self.database.revocation_poll_interval < Duration::from_millis(10) {
+            return Err("database.revocation_poll_interval must be at least 10ms".into());
+        }
+        if self.database.acquire_timeout.is_zero() {
+            return Err("database.acquire_timeout must be more than 0s".into());
+        }
+        tracing_subscriber::EnvFilter::try_new(&self.log.level)
+            .map_err(|e| format!("log.level {:?} is not a valid filter: {e}", self.log.level))?;
         Ok(())
     }
 
@@ -273,6 +287,20 @@ mod tests {
             assert!(Config::load(Some(Path::new("bad.toml"))).unwrap_err().contains("database_url"));
             jail.create_file("weak.toml", "[policy]\npassword_min_score = 9\n")?;
             assert!(Config::load(Some(Path::new("weak.toml"))).unwrap_err().contains("password_min_score"));
+            for (file, text, key) in [
+                ("sweep.toml", "[sessions]\nsweep_interval = \"0s\"\n", "sweep_interval"),
+                ("wait.toml", "[password]\nmax_wait = \"0s\"\n", "max_wait"),
+                ("poll.toml", "[database]\nrevocation_poll_interval = \"0s\"\n", "revocation_poll_interval"),
+                ("log.toml", "[log]\nlevel = \"info,=[\"\n", "log.level"),
+                ("pg.toml", "database_url = \"postgres://h/d\"\n[database]\nmax_connections = 1\n", "max_connections"),
+            ] {
+                jail.create_file(file, text)?;
+                let err = Config::load(Some(Path::new(file))).unwrap_err();
+                assert!(err.contains(key), "{file}: {err}");
+            }
+            // The tests' own variable is not configuration.
+            jail.set_env("PORTCULLIS_TEST_POSTGRES_URL", "postgres://x@h/d");
+            Config::load(None).map_err(figment::Error::from)?;
             Ok(())
         });
     }

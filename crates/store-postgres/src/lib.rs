@@ -33,7 +33,7 @@ pub const REVOCATION_CHANNEL: &str = "portcullis_revocations";
 /// Connection settings.
 #[derive(Clone, Debug)]
 pub struct PostgresOptions {
-    /// Connections in the pool (per node).
+    /// Connections in the pool (per node); one of them is held by the revocation listener.
     pub max_connections: u32,
     /// How long a request waits for a free connection before the database counts as unavailable.
     pub acquire_timeout: Duration,
@@ -59,7 +59,7 @@ impl PostgresStore {
         let connect =
             PgConnectOptions::from_str(url).map_err(|e| StoreError::Other(Box::new(e)))?.application_name("portcullis");
         let pool = PgPoolOptions::new()
-            .max_connections(options.max_connections.max(2))
+            .max_connections(options.max_connections)
             .acquire_timeout(options.acquire_timeout)
             .connect_with(connect)
             .await
@@ -100,6 +100,12 @@ pub(crate) fn map_err(e: sqlx::Error) -> StoreError {
             };
             StoreError::Conflict(field)
         }
+        // 22021/22P05: a character the database cannot store (PostgreSQL refuses NUL in text).
+        sqlx::Error::Database(db) if db.code().is_some_and(|c| c == "22021" || c == "22P05") => {
+            StoreError::Invalid(db.message().to_owned())
+        }
+        // A referenced row vanished concurrently (a user deleted while a session was opened).
+        sqlx::Error::Database(db) if db.is_foreign_key_violation() => StoreError::Gone,
         sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::WorkerCrashed => {
             StoreError::Unavailable(Box::new(e))
         }
@@ -185,7 +191,7 @@ impl portcullis_core::store::Store for PostgresStore {
         self.update_user_rows(tenant, id, u, now).await
     }
 
-    async fn delete_user(&self, tenant: TenantId, id: UserId) -> StoreResult<bool> {
+    async fn delete_user(&self, tenant: TenantId, id: UserId, _now: Timestamp) -> StoreResult<bool> {
         self.delete_user_rows(tenant, id).await
     }
 
@@ -193,7 +199,7 @@ impl portcullis_core::store::Store for PostgresStore {
         self.set_password_rows(tenant, id, change).await
     }
 
-    async fn insert_session(&self, s: &NewSession) -> StoreResult<Session> {
+    async fn insert_session(&self, s: &NewSession) -> StoreResult<Option<Session>> {
         self.insert_session_row(s).await
     }
 
@@ -205,16 +211,22 @@ impl portcullis_core::store::Store for PostgresStore {
         self.session_rows_of_user(tenant, user).await
     }
 
-    async fn delete_session(&self, tenant: TenantId, user: UserId, id: SessionId) -> StoreResult<bool> {
-        self.delete_session_row(tenant, user, id).await
+    async fn delete_session(&self, tenant: TenantId, user: UserId, id: SessionId, now: Timestamp) -> StoreResult<bool> {
+        self.delete_session_row(tenant, user, id, now).await
     }
 
-    async fn delete_session_by_token_hash(&self, hash: &TokenHash) -> StoreResult<bool> {
-        self.delete_session_row_by_hash(hash).await
+    async fn delete_session_by_token_hash(&self, hash: &TokenHash, now: Timestamp) -> StoreResult<bool> {
+        self.delete_session_row_by_hash(hash, now).await
     }
 
-    async fn delete_sessions_of_user(&self, tenant: TenantId, user: UserId, which: EndSessions) -> StoreResult<u64> {
-        self.delete_session_rows_of_user(tenant, user, which).await
+    async fn delete_sessions_of_user(
+        &self,
+        tenant: TenantId,
+        user: UserId,
+        which: EndSessions,
+        now: Timestamp,
+    ) -> StoreResult<u64> {
+        self.delete_session_rows_of_user(tenant, user, which, now).await
     }
 
     async fn touch_sessions(&self, touches: &[(SessionId, Timestamp)]) -> StoreResult<()> {

@@ -63,7 +63,7 @@ pub(crate) static USER_BY_PHONE: LazyLock<String> =
 pub(crate) static USER_BY_USERNAME_OR_PHONE: LazyLock<String> = LazyLock::new(|| {
     format!(
         "{} WHERE u.tenant_id = $1 AND (u.username_norm = $2 OR u.phone_norm = $3) \
-         ORDER BY (u.username_norm = $2) DESC LIMIT 1",
+         ORDER BY (u.username_norm = $2) IS TRUE DESC LIMIT 1",
         *USER_SELECT
     )
 });

@@ -48,11 +48,14 @@ fn parse_payload(p: &str) -> StoreResult<Revocation> {
 }
 
 impl PostgresStore {
-    pub(crate) async fn insert_session_row(&self, s: &NewSession) -> StoreResult<Session> {
+    pub(crate) async fn insert_session_row(&self, s: &NewSession) -> StoreResult<Option<Session>> {
         let now = odt(s.now);
+        // Opened only if the user still has the password hash that was checked and is not
+        // disabled: a log-in that races a password change, a deletion or a disabling loses.
         let row = sqlx::query(
             "INSERT INTO sessions (tenant_id, user_id, token_hash, expires_at, idle_timeout_secs, last_seen_at, user_agent, ip, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $6, $6) \
+             SELECT u.tenant_id, u.id, $3, $4, $5, $6, $7, $8, $6, $6 FROM users u \
+             WHERE u.tenant_id = $1 AND u.id = $2 AND u.status <> 'disabled' AND u.password_hash IS NOT DISTINCT FROM $9 FOR SHARE OF u \
              RETURNING id, tenant_id, user_id, created_at, expires_at, idle_timeout_secs, last_seen_at, user_agent, ip",
         )
         .bind(s.tenant_id.0)
@@ -63,11 +66,12 @@ impl PostgresStore {
         .bind(now)
         .bind(s.user_agent.clone())
         .bind(s.ip.clone())
-        .fetch_one(&self.pool)
+        .bind(s.checked_password_hash.clone())
+        .fetch_optional(&self.pool)
         .await
         .map_err(map_err)?;
         // The trigger sessions_record_login records the log-in on the user, atomically.
-        session_from_row(&row)
+        row.as_ref().map(session_from_row).transpose()
     }
 
     pub(crate) async fn session_row_by_hash(&self, hash: &TokenHash) -> StoreResult<Option<Session>> {
@@ -92,7 +96,13 @@ impl PostgresStore {
         rows.iter().map(session_from_row).collect()
     }
 
-    pub(crate) async fn delete_session_row(&self, tenant: TenantId, user: UserId, id: SessionId) -> StoreResult<bool> {
+    pub(crate) async fn delete_session_row(
+        &self,
+        tenant: TenantId,
+        user: UserId,
+        id: SessionId,
+        _now: Timestamp,
+    ) -> StoreResult<bool> {
         let mut tx = self.pool.begin().await.map_err(map_err)?;
         let hashes: Vec<Vec<u8>> = sqlx::query_scalar(
             "DELETE FROM sessions WHERE tenant_id = $1 AND user_id = $2 AND id = $3 RETURNING token_hash",
@@ -108,7 +118,7 @@ impl PostgresStore {
         Ok(!hashes.is_empty())
     }
 
-    pub(crate) async fn delete_session_row_by_hash(&self, hash: &TokenHash) -> StoreResult<bool> {
+    pub(crate) async fn delete_session_row_by_hash(&self, hash: &TokenHash, _now: Timestamp) -> StoreResult<bool> {
         let mut tx = self.pool.begin().await.map_err(map_err)?;
         let hashes: Vec<Vec<u8>> =
             sqlx::query_scalar("DELETE FROM sessions WHERE token_hash = $1 RETURNING token_hash")
@@ -126,6 +136,7 @@ impl PostgresStore {
         tenant: TenantId,
         user: UserId,
         which: EndSessions,
+        _now: Timestamp,
     ) -> StoreResult<u64> {
         let mut tx = self.pool.begin().await.map_err(map_err)?;
         let owned: Option<i64> = sqlx::query_scalar("SELECT id FROM users WHERE tenant_id = $1 AND id = $2")

@@ -70,6 +70,7 @@ impl PostgresStore {
 
     pub(crate) async fn user_by_key(&self, tenant: TenantId, key: &LoginKey) -> StoreResult<Option<UserWithSecret>> {
         let q = match key {
+            LoginKey::Nobody(_) => return Ok(None),
             LoginKey::Username(n) => sqlx::query(USER_BY_USERNAME.as_str()).bind(tenant.0).bind(n.clone()),
             LoginKey::Email(n) => sqlx::query(USER_BY_EMAIL.as_str()).bind(tenant.0).bind(n.clone()),
             LoginKey::Phone(n) => sqlx::query(USER_BY_PHONE.as_str()).bind(tenant.0).bind(n.clone()),
@@ -169,6 +170,7 @@ impl PostgresStore {
     }
 
     pub(crate) async fn delete_user_rows(&self, tenant: TenantId, id: UserId) -> StoreResult<bool> {
+        // (PostgreSQL's feed carries no timestamps: the notification is the record.)
         let mut tx = self.pool.begin().await.map_err(map_err)?;
         // Lock the row so a concurrent session insert cannot slip in between.
         let exists: Option<i64> =

@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use portcullis_core::UniqueField;
-use portcullis_core::clock::{Clock as _, SystemClock, Timestamp};
+use portcullis_core::clock::Timestamp;
 use portcullis_core::ids::{SessionId, TenantId, UserId};
 use portcullis_core::model::{AttributeDefinition, Role, Session, Tenant, User};
 use portcullis_core::parse::LoginKey;
@@ -148,6 +148,7 @@ pub(crate) fn map_err(e: sqlx::Error) -> StoreError {
             // past the busy timeout.
             StoreError::Unavailable(Box::new(e))
         }
+        sqlx::Error::Database(db) if db.is_foreign_key_violation() => StoreError::Gone,
         sqlx::Error::ColumnDecode { .. } | sqlx::Error::Decode(_) | sqlx::Error::ColumnNotFound(_) => {
             StoreError::Corrupt(e.to_string())
         }
@@ -216,15 +217,15 @@ impl portcullis_core::store::Store for SqliteStore {
         self.update_user_rows(tenant, id, u, now).await
     }
 
-    async fn delete_user(&self, tenant: TenantId, id: UserId) -> StoreResult<bool> {
-        self.delete_user_rows(tenant, id, SystemClock.now()).await
+    async fn delete_user(&self, tenant: TenantId, id: UserId, now: Timestamp) -> StoreResult<bool> {
+        self.delete_user_rows(tenant, id, now).await
     }
 
     async fn set_password_hash(&self, tenant: TenantId, id: UserId, change: &PasswordChange) -> StoreResult<bool> {
         self.set_password_rows(tenant, id, change).await
     }
 
-    async fn insert_session(&self, s: &NewSession) -> StoreResult<Session> {
+    async fn insert_session(&self, s: &NewSession) -> StoreResult<Option<Session>> {
         self.insert_session_row(s).await
     }
 
@@ -236,16 +237,22 @@ impl portcullis_core::store::Store for SqliteStore {
         self.session_rows_of_user(tenant, user).await
     }
 
-    async fn delete_session(&self, tenant: TenantId, user: UserId, id: SessionId) -> StoreResult<bool> {
-        self.delete_session_row(tenant, user, id).await
+    async fn delete_session(&self, tenant: TenantId, user: UserId, id: SessionId, now: Timestamp) -> StoreResult<bool> {
+        self.delete_session_row(tenant, user, id, now).await
     }
 
-    async fn delete_session_by_token_hash(&self, hash: &TokenHash) -> StoreResult<bool> {
-        self.delete_session_row_by_hash(hash).await
+    async fn delete_session_by_token_hash(&self, hash: &TokenHash, now: Timestamp) -> StoreResult<bool> {
+        self.delete_session_row_by_hash(hash, now).await
     }
 
-    async fn delete_sessions_of_user(&self, tenant: TenantId, user: UserId, which: EndSessions) -> StoreResult<u64> {
-        self.delete_session_rows_of_user(tenant, user, which).await
+    async fn delete_sessions_of_user(
+        &self,
+        tenant: TenantId,
+        user: UserId,
+        which: EndSessions,
+        now: Timestamp,
+    ) -> StoreResult<u64> {
+        self.delete_session_rows_of_user(tenant, user, which, now).await
     }
 
     async fn touch_sessions(&self, touches: &[(SessionId, Timestamp)]) -> StoreResult<()> {

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use futures::StreamExt as _;
-use portcullis_core::clock::{Clock as _, SystemClock, Timestamp};
+use portcullis_core::clock::Timestamp;
 use portcullis_core::ids::{SessionId, TenantId, UserId};
 use portcullis_core::model::Session;
 use portcullis_core::secret::TokenHash;
@@ -32,11 +32,14 @@ pub(crate) async fn record_revocations(
 }
 
 impl SqliteStore {
-    pub(crate) async fn insert_session_row(&self, s: &NewSession) -> StoreResult<Session> {
+    pub(crate) async fn insert_session_row(&self, s: &NewSession) -> StoreResult<Option<Session>> {
         let now = s.now.unix_micros();
+        // Opened only if the user still has the password hash that was checked and is not
+        // disabled: a log-in that races a password change, a deletion or a disabling loses.
         let row = sqlx::query(
             "INSERT INTO sessions (tenant_id, user_id, token_hash, expires_at, idle_timeout_secs, last_seen_at, user_agent, ip, created_at, updated_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?6, ?6) \
+             SELECT u.tenant_id, u.id, ?3, ?4, ?5, ?6, ?7, ?8, ?6, ?6 FROM users u \
+             WHERE u.tenant_id = ?1 AND u.id = ?2 AND u.status <> 'disabled' AND u.password_hash IS ?9 \
              RETURNING id, tenant_id, user_id, created_at, expires_at, idle_timeout_secs, last_seen_at, user_agent, ip",
         )
         .bind(s.tenant_id.0)
@@ -47,11 +50,12 @@ impl SqliteStore {
         .bind(now)
         .bind(s.user_agent.clone())
         .bind(s.ip.clone())
-        .fetch_one(&self.writer)
+        .bind(s.checked_password_hash.clone())
+        .fetch_optional(&self.writer)
         .await
         .map_err(map_err)?;
         // The trigger sessions_record_login records the log-in on the user, atomically.
-        session_from_row(&row)
+        row.as_ref().map(session_from_row).transpose()
     }
 
     pub(crate) async fn session_row_by_hash(&self, hash: &TokenHash) -> StoreResult<Option<Session>> {
@@ -76,7 +80,13 @@ impl SqliteStore {
         rows.iter().map(session_from_row).collect()
     }
 
-    pub(crate) async fn delete_session_row(&self, tenant: TenantId, user: UserId, id: SessionId) -> StoreResult<bool> {
+    pub(crate) async fn delete_session_row(
+        &self,
+        tenant: TenantId,
+        user: UserId,
+        id: SessionId,
+        now: Timestamp,
+    ) -> StoreResult<bool> {
         let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await.map_err(map_err)?;
         let hashes: Vec<Vec<u8>> = sqlx::query_scalar(
             "DELETE FROM sessions WHERE tenant_id = ?1 AND user_id = ?2 AND id = ?3 RETURNING token_hash",
@@ -87,12 +97,12 @@ impl SqliteStore {
         .fetch_all(&mut *tx)
         .await
         .map_err(map_err)?;
-        record_revocations(&mut tx, &hashes, SystemClock.now()).await?;
+        record_revocations(&mut tx, &hashes, now).await?;
         tx.commit().await.map_err(map_err)?;
         Ok(!hashes.is_empty())
     }
 
-    pub(crate) async fn delete_session_row_by_hash(&self, hash: &TokenHash) -> StoreResult<bool> {
+    pub(crate) async fn delete_session_row_by_hash(&self, hash: &TokenHash, now: Timestamp) -> StoreResult<bool> {
         let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await.map_err(map_err)?;
         let hashes: Vec<Vec<u8>> =
             sqlx::query_scalar("DELETE FROM sessions WHERE token_hash = ?1 RETURNING token_hash")
@@ -100,7 +110,7 @@ impl SqliteStore {
                 .fetch_all(&mut *tx)
                 .await
                 .map_err(map_err)?;
-        record_revocations(&mut tx, &hashes, SystemClock.now()).await?;
+        record_revocations(&mut tx, &hashes, now).await?;
         tx.commit().await.map_err(map_err)?;
         Ok(!hashes.is_empty())
     }
@@ -110,6 +120,7 @@ impl SqliteStore {
         tenant: TenantId,
         user: UserId,
         which: EndSessions,
+        now: Timestamp,
     ) -> StoreResult<u64> {
         let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await.map_err(map_err)?;
         let owned: Option<i64> = sqlx::query_scalar("SELECT id FROM users WHERE tenant_id = ?1 AND id = ?2")
@@ -121,7 +132,7 @@ impl SqliteStore {
         if owned.is_none() {
             return Ok(0);
         }
-        let n = end_sessions(&mut tx, user, which, SystemClock.now()).await?;
+        let n = end_sessions(&mut tx, user, which, now).await?;
         tx.commit().await.map_err(map_err)?;
         Ok(n)
     }

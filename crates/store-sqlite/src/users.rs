@@ -71,6 +71,7 @@ impl SqliteStore {
 
     pub(crate) async fn user_by_key(&self, tenant: TenantId, key: &LoginKey) -> StoreResult<Option<UserWithSecret>> {
         let q = match key {
+            LoginKey::Nobody(_) => return Ok(None),
             LoginKey::Username(n) => sqlx::query(USER_BY_USERNAME.as_str()).bind(tenant.0).bind(n.clone()),
             LoginKey::Email(n) => sqlx::query(USER_BY_EMAIL.as_str()).bind(tenant.0).bind(n.clone()),
             LoginKey::Phone(n) => sqlx::query(USER_BY_PHONE.as_str()).bind(tenant.0).bind(n.clone()),

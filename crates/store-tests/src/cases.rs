@@ -25,6 +25,9 @@ fn now() -> Timestamp {
     Timestamp::from_unix_micros(SystemClock.now().unix_seconds() * 1_000_000)
 }
 
+/// The password hash every test user gets (only stored, never checked, here).
+const HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2g";
+
 fn new_user(tenant: TenantId, username: Option<&str>, email: Option<&str>) -> NewUser {
     NewUser {
         tenant_id: tenant,
@@ -32,7 +35,7 @@ fn new_user(tenant: TenantId, username: Option<&str>, email: Option<&str>) -> Ne
         email: email.map(|e| Email::parse(e).unwrap()),
         email_verified_at: None,
         phone: None,
-        password_hash: Some("$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2g".into()),
+        password_hash: Some(HASH.into()),
         status: UserStatus::Active,
         profile: Profile::default(),
         attributes: Vec::new(),
@@ -59,6 +62,7 @@ fn new_session(user: &portcullis_core::model::User, token: &Token, at: Timestamp
     NewSession {
         tenant_id: user.tenant_id,
         user_id: user.id,
+        checked_password_hash: Some(HASH.into()),
         token_hash: token.hash(),
         now: at,
         expires_at: at.plus(Duration::from_secs(3600)),
@@ -369,7 +373,7 @@ pub async fn disabling_a_user_ends_their_sessions(db: &TestDb) {
     let s = &db.store;
     let u = s.insert_user(&new_user(TenantId::DEFAULT, Some("heidi"), None)).await.unwrap();
     let t = token();
-    s.insert_session(&new_session(&u, &t, now())).await.unwrap();
+    s.insert_session(&new_session(&u, &t, now())).await.unwrap().expect("session opened");
     let mut feed = s.revocations().await.unwrap();
     let off = UserUpdate { status: Some(UserStatus::Disabled), ..Default::default() };
     let after = s.update_user(TenantId::DEFAULT, u.id, &off, now()).await.unwrap().unwrap();
@@ -400,14 +404,14 @@ pub async fn deleting_a_user_cascades_and_ends_sessions(db: &TestDb) {
     nu.roles = vec![role.id];
     let u = s.insert_user(&nu).await.unwrap();
     let (t1, t2) = (token(), token());
-    s.insert_session(&new_session(&u, &t1, now())).await.unwrap();
-    s.insert_session(&new_session(&u, &t2, now())).await.unwrap();
+    s.insert_session(&new_session(&u, &t1, now())).await.unwrap().expect("session opened");
+    s.insert_session(&new_session(&u, &t2, now())).await.unwrap().expect("session opened");
     let mut feed = s.revocations().await.unwrap();
 
     let other = tenant(s, "other").await;
-    assert!(!s.delete_user(other, u.id).await.unwrap(), "not across tenants");
-    assert!(s.delete_user(TenantId::DEFAULT, u.id).await.unwrap());
-    assert!(!s.delete_user(TenantId::DEFAULT, u.id).await.unwrap());
+    assert!(!s.delete_user(other, u.id, now()).await.unwrap(), "not across tenants");
+    assert!(s.delete_user(TenantId::DEFAULT, u.id, now()).await.unwrap());
+    assert!(!s.delete_user(TenantId::DEFAULT, u.id, now()).await.unwrap());
     assert!(s.user(TenantId::DEFAULT, u.id).await.unwrap().is_none());
     assert!(s.session_by_token_hash(&t1.hash()).await.unwrap().is_none());
     assert!(s.sessions_of_user(TenantId::DEFAULT, u.id).await.unwrap().is_empty());
@@ -422,9 +426,9 @@ pub async fn password_changes_compare_and_end_sessions(db: &TestDb) {
     let s = &db.store;
     let u = s.insert_user(&new_user(TenantId::DEFAULT, Some("judy"), None)).await.unwrap();
     let (keep, drop1, drop2) = (token(), token(), token());
-    let kept = s.insert_session(&new_session(&u, &keep, now())).await.unwrap();
-    s.insert_session(&new_session(&u, &drop1, now())).await.unwrap();
-    s.insert_session(&new_session(&u, &drop2, now())).await.unwrap();
+    let kept = s.insert_session(&new_session(&u, &keep, now())).await.unwrap().expect("session opened");
+    s.insert_session(&new_session(&u, &drop1, now())).await.unwrap().expect("session opened");
+    s.insert_session(&new_session(&u, &drop2, now())).await.unwrap().expect("session opened");
     let mut feed = s.revocations().await.unwrap();
     let old = s.user_with_secret_by_id(TenantId::DEFAULT, u.id).await.unwrap().unwrap().password_hash;
 
@@ -509,9 +513,10 @@ pub async fn sessions_round_trip_and_belong_to_their_user(db: &TestDb) {
     let v = s.insert_user(&new_user(TenantId::DEFAULT, Some("lee"), None)).await.unwrap();
     let t0 = now();
     let (a, b, c) = (token(), token(), token());
-    let sa = s.insert_session(&new_session(&u, &a, t0)).await.unwrap();
-    let sb = s.insert_session(&new_session(&u, &b, t0.plus(Duration::from_secs(1)))).await.unwrap();
-    let sc = s.insert_session(&new_session(&v, &c, t0)).await.unwrap();
+    let sa = s.insert_session(&new_session(&u, &a, t0)).await.unwrap().expect("session opened");
+    let sb =
+        s.insert_session(&new_session(&u, &b, t0.plus(Duration::from_secs(1)))).await.unwrap().expect("session opened");
+    let sc = s.insert_session(&new_session(&v, &c, t0)).await.unwrap().expect("session opened");
     assert_eq!(sa.user_id, u.id);
     assert_eq!(sa.created_at, t0);
     assert_eq!(sa.last_seen_at, t0);
@@ -527,19 +532,19 @@ pub async fn sessions_round_trip_and_belong_to_their_user(db: &TestDb) {
     let listed: Vec<SessionId> =
         s.sessions_of_user(TenantId::DEFAULT, u.id).await.unwrap().iter().map(|x| x.id).collect();
     assert_eq!(listed, vec![sb.id, sa.id], "newest first");
-    assert!(!s.delete_session(TenantId::DEFAULT, u.id, sc.id).await.unwrap(), "someone else's session");
+    assert!(!s.delete_session(TenantId::DEFAULT, u.id, sc.id, now()).await.unwrap(), "someone else's session");
     assert!(s.session_by_token_hash(&c.hash()).await.unwrap().is_some());
-    assert!(s.delete_session(TenantId::DEFAULT, u.id, sa.id).await.unwrap());
-    assert!(!s.delete_session(TenantId::DEFAULT, u.id, sa.id).await.unwrap());
-    assert!(s.delete_session_by_token_hash(&b.hash()).await.unwrap());
-    assert!(!s.delete_session_by_token_hash(&b.hash()).await.unwrap());
-    assert_eq!(s.delete_sessions_of_user(TenantId::DEFAULT, v.id, EndSessions::All).await.unwrap(), 1);
+    assert!(s.delete_session(TenantId::DEFAULT, u.id, sa.id, now()).await.unwrap());
+    assert!(!s.delete_session(TenantId::DEFAULT, u.id, sa.id, now()).await.unwrap());
+    assert!(s.delete_session_by_token_hash(&b.hash(), now()).await.unwrap());
+    assert!(!s.delete_session_by_token_hash(&b.hash(), now()).await.unwrap());
+    assert_eq!(s.delete_sessions_of_user(TenantId::DEFAULT, v.id, EndSessions::All, now()).await.unwrap(), 1);
     let other = tenant(s, "other").await;
     let w = s.insert_user(&new_user(TenantId::DEFAULT, Some("max"), None)).await.unwrap();
-    s.insert_session(&new_session(&w, &token(), t0)).await.unwrap();
-    assert_eq!(s.delete_sessions_of_user(other, w.id, EndSessions::All).await.unwrap(), 0, "not across tenants");
+    s.insert_session(&new_session(&w, &token(), t0)).await.unwrap().expect("session opened");
+    assert_eq!(s.delete_sessions_of_user(other, w.id, EndSessions::All, now()).await.unwrap(), 0, "not across tenants");
     // A duplicate token hash is refused, not silently merged.
-    assert!(s.insert_session(&new_session(&w, &c, t0)).await.is_ok());
+    assert!(s.insert_session(&new_session(&w, &c, t0)).await.unwrap().is_some());
     assert!(s.insert_session(&new_session(&w, &c, t0)).await.is_err());
 }
 
@@ -548,8 +553,8 @@ pub async fn touches_never_move_time_back(db: &TestDb) {
     let u = s.insert_user(&new_user(TenantId::DEFAULT, Some("nina"), None)).await.unwrap();
     let (a, b) = (token(), token());
     let t0 = now();
-    let sa = s.insert_session(&new_session(&u, &a, t0)).await.unwrap();
-    let sb = s.insert_session(&new_session(&u, &b, t0)).await.unwrap();
+    let sa = s.insert_session(&new_session(&u, &a, t0)).await.unwrap().expect("session opened");
+    let sb = s.insert_session(&new_session(&u, &b, t0)).await.unwrap().expect("session opened");
     let t1 = t0.plus(Duration::from_secs(30));
     s.touch_sessions(&[(sa.id, t1), (sb.id, t1), (SessionId(987_654), t1)]).await.unwrap();
     assert_eq!(s.session_by_token_hash(&a.hash()).await.unwrap().unwrap().last_seen_at, t1);
@@ -563,11 +568,11 @@ pub async fn expired_sessions_are_swept(db: &TestDb) {
     let u = s.insert_user(&new_user(TenantId::DEFAULT, Some("olga"), None)).await.unwrap();
     let t0 = now();
     let (live, idle, dead) = (token(), token(), token());
-    let s_live = s.insert_session(&new_session(&u, &live, t0)).await.unwrap();
-    s.insert_session(&new_session(&u, &idle, t0)).await.unwrap();
+    let s_live = s.insert_session(&new_session(&u, &live, t0)).await.unwrap().expect("session opened");
+    s.insert_session(&new_session(&u, &idle, t0)).await.unwrap().expect("session opened");
     let mut gone = new_session(&u, &dead, t0);
     gone.expires_at = t0.plus(Duration::from_secs(60));
-    s.insert_session(&gone).await.unwrap();
+    s.insert_session(&gone).await.unwrap().expect("session opened");
     // 11 minutes on: `idle` passed its 10-minute idle timeout, `dead` its absolute expiry;
     // `live` was used a minute ago.
     let t1 = t0.plus(Duration::from_secs(660));
@@ -584,17 +589,70 @@ pub async fn the_revocation_feed_reports_ended_sessions_across_handles(db: &Test
     let s = &db.store;
     let u = s.insert_user(&new_user(TenantId::DEFAULT, Some("pat"), None)).await.unwrap();
     let (a, b, c) = (token(), token(), token());
-    let sa = s.insert_session(&new_session(&u, &a, now())).await.unwrap();
-    s.insert_session(&new_session(&u, &b, now())).await.unwrap();
-    s.insert_session(&new_session(&u, &c, now())).await.unwrap();
-    assert!(s.delete_session(TenantId::DEFAULT, u.id, sa.id).await.unwrap());
-    assert!(s.delete_session_by_token_hash(&b.hash()).await.unwrap());
-    assert_eq!(s.delete_sessions_of_user(TenantId::DEFAULT, u.id, EndSessions::All).await.unwrap(), 1);
+    let sa = s.insert_session(&new_session(&u, &a, now())).await.unwrap().expect("session opened");
+    s.insert_session(&new_session(&u, &b, now())).await.unwrap().expect("session opened");
+    s.insert_session(&new_session(&u, &c, now())).await.unwrap().expect("session opened");
+    assert!(s.delete_session(TenantId::DEFAULT, u.id, sa.id, now()).await.unwrap());
+    assert!(s.delete_session_by_token_hash(&b.hash(), now()).await.unwrap());
+    assert_eq!(s.delete_sessions_of_user(TenantId::DEFAULT, u.id, EndSessions::All, now()).await.unwrap(), 1);
     expect_revocations(&mut feed, &[a.hash(), b.hash(), c.hash()]).await;
     // Deleting nothing publishes nothing.
-    assert!(!s.delete_session_by_token_hash(&a.hash()).await.unwrap());
+    assert!(!s.delete_session_by_token_hash(&a.hash(), now()).await.unwrap());
     let quiet = tokio::time::timeout(Duration::from_millis(1500), feed.next()).await;
     assert!(quiet.is_err(), "no revocation expected, got {quiet:?}");
+}
+
+pub async fn sessions_open_only_against_the_checked_password_of_a_live_account(db: &TestDb) {
+    let s = &db.store;
+    let u = s.insert_user(&new_user(TenantId::DEFAULT, Some("rita"), None)).await.unwrap();
+    // The password changed after the log-in checked it: no session.
+    let change = PasswordChange {
+        hash: "$argon2id$changed".into(),
+        expected_current: None,
+        end_sessions: EndSessions::All,
+        is_new_password: true,
+        now: now(),
+    };
+    assert!(s.set_password_hash(TenantId::DEFAULT, u.id, &change).await.unwrap());
+    assert!(s.insert_session(&new_session(&u, &token(), now())).await.unwrap().is_none());
+    let mut current = new_session(&u, &token(), now());
+    current.checked_password_hash = Some("$argon2id$changed".into());
+    assert!(s.insert_session(&current).await.unwrap().is_some());
+    // Disabled: no session, even with the right hash.
+    let off = UserUpdate { status: Some(UserStatus::Disabled), ..Default::default() };
+    s.update_user(TenantId::DEFAULT, u.id, &off, now()).await.unwrap();
+    let mut again = new_session(&u, &token(), now());
+    again.checked_password_hash = Some("$argon2id$changed".into());
+    assert!(s.insert_session(&again).await.unwrap().is_none());
+    // Gone, or in another tenant: no session, and no error.
+    let v = s.insert_user(&new_user(TenantId::DEFAULT, Some("sven"), None)).await.unwrap();
+    assert!(s.delete_user(TenantId::DEFAULT, v.id, now()).await.unwrap());
+    assert!(s.insert_session(&new_session(&v, &token(), now())).await.unwrap().is_none());
+    let w = s.insert_user(&new_user(TenantId::DEFAULT, Some("tess"), None)).await.unwrap();
+    let other = tenant(s, "other").await;
+    let mut elsewhere = new_session(&w, &token(), now());
+    elsewhere.tenant_id = other;
+    assert!(s.insert_session(&elsewhere).await.unwrap().is_none());
+    // Opening the session recorded the log-in.
+    let with = s.user(TenantId::DEFAULT, u.id).await.unwrap().unwrap();
+    assert!(with.last_login_at.is_some());
+}
+
+pub async fn a_username_match_wins_over_a_phone_match_even_against_users_without_usernames(db: &TestDb) {
+    let s = &db.store;
+    let mut phone_only = new_user(TenantId::DEFAULT, None, Some("p@example.com"));
+    phone_only.phone = Some(Phone::parse("5550123").unwrap());
+    let phone_only = s.insert_user(&phone_only).await.unwrap();
+    let named = s.insert_user(&new_user(TenantId::DEFAULT, Some("abc"), None)).await.unwrap();
+    let key = |u: &str, p: &str| LoginKey::UsernameOrPhone { username: u.into(), phone: p.into() };
+    let found = |k: LoginKey| {
+        let s = s.clone();
+        async move { s.user_with_secret(TenantId::DEFAULT, &k).await.unwrap().map(|u| u.user.id) }
+    };
+    assert_eq!(found(key("abc", "5550123")).await, Some(named.id));
+    assert_eq!(found(key("nobody", "5550123")).await, Some(phone_only.id));
+    assert_eq!(found(LoginKey::Nobody("ab\u{0}c".into())).await, None);
+    assert_eq!(found(LoginKey::from_login("ab\u{0}c")).await, None);
 }
 
 pub async fn failed_multi_row_writes_leave_nothing_behind(db: &TestDb) {

@@ -69,7 +69,9 @@ macro_rules! conformance_suite {
             touches_never_move_time_back,
             expired_sessions_are_swept,
             the_revocation_feed_reports_ended_sessions_across_handles,
-            failed_multi_row_writes_leave_nothing_behind
+            failed_multi_row_writes_leave_nothing_behind,
+            sessions_open_only_against_the_checked_password_of_a_live_account,
+            a_username_match_wins_over_a_phone_match_even_against_users_without_usernames
         );
     };
     (@cases $db:expr; $($case:ident),* $(,)?) => {

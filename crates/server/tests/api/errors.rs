@@ -171,4 +171,25 @@ async fn hostile_field_values_are_refused_not_crashed_on(b: Backend) {
     assert_eq!(body["user"]["last_name"], "'); DROP TABLE users;--");
     let res = app.post("/v1/login", json!({"login": "robert' OR '1'='1", "password": "x' OR '1'='1"})).await;
     assert_error(res, StatusCode::UNAUTHORIZED, "invalid_credentials").await;
+    // NUL characters, which PostgreSQL cannot store, are refused like any other bad input.
+    for body in [
+        json!({"login": "rob\u{0}ert", "password": PW}),
+        json!({"email": "rob\u{0}@example.com", "password": PW}),
+        json!({"username": "rob\u{0}ert", "password": PW}),
+        json!({"phone": "555\u{0}0100", "password": PW}),
+    ] {
+        let res = app.post("/v1/login", body).await;
+        assert_error(res, StatusCode::UNAUTHORIZED, "invalid_credentials").await;
+    }
+    let res =
+        app.post("/v1/signup", json!({"email": "nul@example.com", "password": PW, "meta": {"k": "a\u{0}b"}})).await;
+    let out = assert_error(res, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
+    assert_eq!(out["error"]["fields"]["meta"], "must not contain NUL characters");
+    let res =
+        app.post("/v1/signup", json!({"email": "nul@example.com", "password": PW, "first_name": "a\u{0}b"})).await;
+    assert_error(res, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
+    let res =
+        app.post("/v1/signup", json!({"username": "416-555-0199", "email": "nul@example.com", "password": PW})).await;
+    let out = assert_error(res, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
+    assert_eq!(out["error"]["fields"]["username"], "must contain at least one letter");
 }

@@ -17,7 +17,11 @@ use serde_json::{Value, json};
 use crate::both;
 use crate::support::{Backend, PW, TestApp, fresh_database};
 
-both!(an_acknowledged_sign_up_survives_a_killed_process_and_no_secret_reaches_the_log, no_secret_is_stored_in_clear,);
+both!(
+    an_acknowledged_sign_up_survives_a_killed_process_and_no_secret_reaches_the_log,
+    no_secret_is_stored_in_clear,
+    sigterm_stops_the_server_cleanly,
+);
 
 /// The real `portcullis serve`, on an ephemeral port, with its log captured.
 struct Binary {
@@ -61,6 +65,23 @@ impl Binary {
 
     fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
+    }
+
+    /// Sends SIGTERM and waits for the process to exit; returns its exit status and log.
+    fn terminate(mut self) -> (std::process::ExitStatus, String) {
+        let pid = self.child.id().to_string();
+        assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let status = loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                break s;
+            }
+            assert!(std::time::Instant::now() < deadline, "still running 10 s after SIGTERM");
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        std::thread::sleep(Duration::from_millis(100));
+        let log = self.log.lock().unwrap().clone();
+        (status, log)
     }
 
     fn kill(mut self) -> String {
@@ -213,4 +234,29 @@ async fn dump_database(app: &TestApp) -> String {
             out
         }
     }
+}
+
+async fn sigterm_stops_the_server_cleanly(b: Backend) {
+    let (url, _guard) = fresh_database(b).await;
+    let server = Binary::start(&url);
+    let client = reqwest::Client::new();
+    let res = client
+        .post(server.url("/v1/signup"))
+        .json(&json!({"email": "term@example.com", "password": PW}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let (status, log) = server.terminate();
+    assert!(status.success(), "exit status {status}: {log}");
+    assert!(log.contains("shutting down") && log.contains("stopped"), "{log}");
+    let again = Binary::start(&url);
+    let res = client
+        .post(again.url("/v1/login"))
+        .json(&json!({"login": "term@example.com", "password": PW}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    again.kill();
 }

@@ -128,6 +128,15 @@ async fn repeated_guessing_is_rate_limited_alike_for_unknown_accounts(b: Backend
     }
     // Another spelling of the same identifier shares the budget.
     assert_eq!(app.login("TARGET", PW).await.0, StatusCode::TOO_MANY_REQUESTS);
+    app.signup(json!({"email": "phone@example.com", "phone": "416 555 0100", "password": PW})).await;
+    for _ in 0..3 {
+        assert_eq!(app.login("4165550100", "guess guess guess").await.0, StatusCode::UNAUTHORIZED);
+    }
+    for spelling in ["416 555 0100", "416.555.0100", "(416) 555-0100"] {
+        assert_eq!(app.login(spelling, PW).await.0, StatusCode::TOO_MANY_REQUESTS, "{spelling}");
+    }
+    let res = app.post("/v1/login", json!({"phone": "416-555-0100", "password": PW})).await;
+    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS, "the phone field shares it too");
     assert_eq!(app.login("target@example.com", PW).await.0, StatusCode::OK, "the e-mail address is another identifier");
     // The budget refills with time.
     app.clock.advance(Duration::from_secs(21));

@@ -20,6 +20,42 @@ both!(
     forwarded_headers_are_believed_only_from_trusted_proxies,
 );
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_that_loses_its_revocation_listener_stops_trusting_its_cache() {
+    use sqlx::Connection;
+    let app = TestApp::spawn(Backend::Postgres).await;
+    let node_b = app.second_node().await;
+    let token = app.user("lost", PW).await;
+    assert_eq!(node_b.session_status(&token).await, StatusCode::OK);
+    assert_eq!(node_b.session_status(&token).await, StatusCode::OK, "cached on node B");
+    // Cut every revocation listener's connection, as a PostgreSQL restart or a network blip
+    // would, and log out on node A straight away: node B must not keep trusting its cache.
+    let db = app.config.database_url.rsplit('/').next().unwrap().to_owned();
+    let mut admin = sqlx::PgConnection::connect(&portcullis_store_postgres::testing::admin_url()).await.unwrap();
+    let killed: Vec<bool> = sqlx::query_scalar(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND query ILIKE 'LISTEN%'",
+    )
+    .bind(&db)
+    .fetch_all(&mut admin)
+    .await
+    .unwrap();
+    assert!(!killed.is_empty(), "found the listeners");
+    assert_eq!(app.call(Method::POST, "/v1/logout", Some(&token), None).await.status(), StatusCode::NO_CONTENT);
+    eventually_status(&node_b, &token, StatusCode::UNAUTHORIZED).await;
+    // And once it listens again, it caches (and revokes) as before.
+    let t2 = app.token("lost", PW).await;
+    for _ in 0..100 {
+        if node_b.core.session_cache().is_feed_live() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(node_b.session_status(&t2).await, StatusCode::OK);
+    assert_eq!(app.call(Method::POST, "/v1/logout", Some(&t2), None).await.status(), StatusCode::NO_CONTENT);
+    eventually_status(&node_b, &t2, StatusCode::UNAUTHORIZED).await;
+    node_b.stop().await;
+}
+
 /// Waits (up to 5 s) until `GET /v1/session` with `token` answers `want`.
 pub async fn eventually_status(app: &TestApp, token: &str, want: StatusCode) {
     let mut last = StatusCode::IM_A_TEAPOT;
