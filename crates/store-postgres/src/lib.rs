@@ -104,6 +104,10 @@ pub(crate) fn map_err(e: sqlx::Error) -> StoreError {
         sqlx::Error::Database(db) if db.code().is_some_and(|c| c == "22021" || c == "22P05") => {
             StoreError::Invalid(db.message().to_owned())
         }
+        // Deadlock or serialisation failure: the transaction was rolled back and may be retried.
+        sqlx::Error::Database(db) if db.code().is_some_and(|c| c == "40P01" || c == "40001") => {
+            StoreError::Unavailable(Box::new(e))
+        }
         // A referenced row vanished concurrently (a user deleted while a session was opened).
         sqlx::Error::Database(db) if db.is_foreign_key_violation() => StoreError::Gone,
         sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::WorkerCrashed => {

@@ -52,10 +52,13 @@ impl PostgresStore {
         let now = odt(s.now);
         // Opened only if the user still has the password hash that was checked and is not
         // disabled: a log-in that races a password change, a deletion or a disabling loses.
+        // The row lock is the one the last-login trigger's UPDATE needs anyway (taking a share
+        // lock and upgrading it would deadlock two log-ins of one user); it conflicts with a
+        // password change's UPDATE, so the two serialise and the check sees the outcome.
         let row = sqlx::query(
             "INSERT INTO sessions (tenant_id, user_id, token_hash, expires_at, idle_timeout_secs, last_seen_at, user_agent, ip, created_at, updated_at) \
              SELECT u.tenant_id, u.id, $3, $4, $5, $6, $7, $8, $6, $6 FROM users u \
-             WHERE u.tenant_id = $1 AND u.id = $2 AND u.status <> 'disabled' AND u.password_hash IS NOT DISTINCT FROM $9 FOR SHARE OF u \
+             WHERE u.tenant_id = $1 AND u.id = $2 AND u.status <> 'disabled' AND u.password_hash IS NOT DISTINCT FROM $9 FOR NO KEY UPDATE OF u \
              RETURNING id, tenant_id, user_id, created_at, expires_at, idle_timeout_secs, last_seen_at, user_agent, ip",
         )
         .bind(s.tenant_id.0)

@@ -22,7 +22,27 @@ both!(
     repeated_guessing_is_rate_limited_alike_for_unknown_accounts,
     outdated_hashes_are_upgraded_at_login,
     overload_sheds_with_503_and_retry_after,
+    concurrent_log_ins_of_one_user_all_succeed,
 );
+
+async fn concurrent_log_ins_of_one_user_all_succeed(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    app.user("popular", PW).await;
+    for _round in 0..3 {
+        let mut tasks = Vec::new();
+        for _ in 0..16 {
+            let (client, url) = (app.client.clone(), app.url("/v1/login"));
+            tasks.push(tokio::spawn(async move {
+                let res = client.post(url).json(&json!({"login": "popular", "password": PW})).send().await.unwrap();
+                (res.status(), res.text().await.unwrap())
+            }));
+        }
+        for t in tasks {
+            let (status, body) = t.await.unwrap();
+            assert_eq!(status, StatusCode::OK, "{body}");
+        }
+    }
+}
 
 async fn login_by_any_identifier(b: Backend) {
     let app = TestApp::spawn(b).await;
