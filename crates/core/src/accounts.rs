@@ -83,9 +83,9 @@ impl Core {
             Ok(h) => h,
             Err(m) => return Err(CoreError::field("password", m)),
         };
-        let mut user = self.store.insert_user(&NewUser { password_hash: Some(hash.clone()), ..new }).await?;
+        let mut user = self.store.insert_user(&NewUser { password_hash: Some(hash), ..new }).await?;
         let session = match self.ensure_may_log_in(&user, &policy) {
-            Ok(()) => Some(self.open_session(&user, &policy, client, Some(hash)).await?),
+            Ok(()) => Some(self.open_session(&user, &policy, client).await?),
             Err(_) => None,
         };
         if let Some(s) = &session {
@@ -327,6 +327,7 @@ fn new_user_inputs(u: &NewUser) -> Vec<String> {
         updated_at: u.now,
         last_login_at: None,
         password_changed_at: None,
+        password_version: 0,
     };
     password_inputs(&as_user)
 }

@@ -95,23 +95,23 @@ impl Core {
         client: &ClientInfo,
     ) -> CoreResult<(User, IssuedSession)> {
         let (_, policy) = self.tenant_policy(tenant).await?;
-        let (mut user, checked) = self.check_password(tenant, &cmd.identifier, cmd.password, client).await?;
+        let mut user = self.check_password(tenant, &cmd.identifier, cmd.password, client).await?;
         self.ensure_may_log_in(&user, &policy)?;
-        let issued = self.open_session(&user, &policy, client, checked).await?;
+        let issued = self.open_session(&user, &policy, client).await?;
         user.last_login_at = Some(issued.session.created_at);
         Ok((user, issued))
     }
 
-    /// Checks a login identifier and password; the user, and the hash the password matched
-    /// (to open a session against), when they match. Shared by every surface that checks
-    /// credentials.
+    /// Checks a login identifier and password; the user when they match (with the password
+    /// version that was checked, to open a session against). Shared by every surface that
+    /// checks credentials.
     pub async fn check_password(
         &self,
         tenant: TenantId,
         key: &LoginKey,
         password: Password,
         client: &ClientInfo,
-    ) -> CoreResult<(User, Option<String>)> {
+    ) -> CoreResult<User> {
         let ip = client.ip_string();
         self.limiter.check(ip.as_deref(), &format!("{}:{}", tenant.0, key.limiter_key()))?;
         let found = self.store.user_with_secret(tenant, key).await?;
@@ -119,8 +119,10 @@ impl Core {
         let v = self.hasher.verify(password.clone(), stored.clone()).await?;
         match found {
             Some(UserWithSecret { user, .. }) if v.matched => {
-                let checked = if v.needs_rehash { self.upgrade_hash(&user, password, stored).await } else { stored };
-                Ok((user, checked))
+                if v.needs_rehash {
+                    self.upgrade_hash(&user, password, stored).await;
+                }
+                Ok(user)
             }
             _ => Err(CoreError::InvalidCredentials),
         }
@@ -138,49 +140,39 @@ impl Core {
         Ok(())
     }
 
-    // Re-hashes a password whose stored hash uses old parameters; returns the hash now stored.
-    // Best effort: a failure is logged and the log-in goes on; the compare-and-set keeps a
-    // concurrent change intact.
-    async fn upgrade_hash(&self, user: &User, password: Password, stored: Option<String>) -> Option<String> {
+    // Re-hashes a password whose stored hash uses old parameters. Best effort: a failure is
+    // logged and the log-in goes on; the compare-and-set keeps a concurrent change intact (and
+    // two log-ins upgrading at once simply leave one of their hashes).
+    async fn upgrade_hash(&self, user: &User, password: Password, stored: Option<String>) {
         let result = async {
             let hash = self.hasher.hash(password).await?;
             let change = PasswordChange {
-                hash: hash.clone(),
-                expected_current: stored.clone(),
+                hash,
+                expected_current: stored,
                 end_sessions: EndSessions::None,
                 is_new_password: false,
                 now: self.now(),
             };
-            let done = self.store.set_password_hash(user.tenant_id, user.id, &change).await?;
-            Ok::<_, CoreError>(done.then_some(hash))
+            self.store.set_password_hash(user.tenant_id, user.id, &change).await?;
+            Ok::<_, CoreError>(())
         }
         .await;
-        match result {
-            Ok(Some(new)) => Some(new),
-            Ok(None) => stored,
-            Err(e) => {
-                tracing::warn!(user = %user.id, error = %e, "could not upgrade a password hash");
-                stored
-            }
+        if let Err(e) = result {
+            tracing::warn!(user = %user.id, error = %e, "could not upgrade a password hash");
         }
     }
 
-    /// Opens a session for a user under a tenant's policy, provided the user still has the
-    /// password hash that was just checked (or set) and is not disabled; otherwise (a password
-    /// change, deletion or disabling won the race) the log-in fails like a wrong password.
-    pub async fn open_session(
-        &self,
-        user: &User,
-        policy: &Policy,
-        client: &ClientInfo,
-        checked_password_hash: Option<String>,
-    ) -> CoreResult<IssuedSession> {
+    /// Opens a session for a user under a tenant's policy, provided the user's password is
+    /// still the one that was checked (same password version) and the account is not
+    /// disabled; otherwise (a password change, deletion or disabling won the race) the log-in
+    /// fails like a wrong password.
+    pub async fn open_session(&self, user: &User, policy: &Policy, client: &ClientInfo) -> CoreResult<IssuedSession> {
         let token = Token::generate(SESSION_TOKEN_PREFIX).map_err(CoreError::internal)?;
         let now = self.now();
         let new = NewSession {
             tenant_id: user.tenant_id,
             user_id: user.id,
-            checked_password_hash,
+            checked_password_version: user.password_version,
             token_hash: token.hash(),
             now,
             expires_at: now.plus(policy.session_absolute_ttl),

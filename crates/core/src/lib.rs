@@ -193,11 +193,11 @@ impl Core {
     }
 
     async fn follow_revocations(self: Arc<Self>) {
-        let mut backoff = Duration::from_millis(100);
+        let mut backoff = Duration::from_millis(50);
         loop {
             match self.store.revocations().await {
                 Ok(mut feed) => {
-                    backoff = Duration::from_millis(100);
+                    let opened = tokio::time::Instant::now();
                     self.sessions.set_feed_live(true);
                     loop {
                         match feed.next().await {
@@ -216,6 +216,13 @@ impl Core {
                     // could not be heard.
                     self.sessions.set_feed_live(false);
                     drop(feed);
+                    // A feed that stayed up a while earns a quick reconnect; one that keeps
+                    // dying at once backs off, rather than reconnecting ten times a second.
+                    backoff = if opened.elapsed() > Duration::from_secs(30) {
+                        Duration::from_millis(100)
+                    } else {
+                        (backoff * 2).min(Duration::from_secs(10))
+                    };
                     tokio::time::sleep(backoff).await;
                 }
                 Err(e) => {

@@ -211,6 +211,8 @@ pub struct User {
     pub last_login_at: Option<Timestamp>,
     /// When the password was last set.
     pub password_changed_at: Option<Timestamp>,
+    /// Moves on every change of password (not on re-encoding the same password).
+    pub password_version: i64,
 }
 
 /// A log-in session. The token itself is never stored; see [`crate::secret::TokenHash`].

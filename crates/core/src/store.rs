@@ -211,8 +211,8 @@ pub struct PasswordChange {
     pub expected_current: Option<String>,
     /// Sessions to end in the same transaction.
     pub end_sessions: EndSessions,
-    /// Whether this is a change of password (which records `password_changed_at`) rather
-    /// than a re-encoding of the same password.
+    /// Whether this is a change of password (which records `password_changed_at` and moves
+    /// the password version) rather than a re-encoding of the same password.
     pub is_new_password: bool,
     /// Time of the change.
     pub now: Timestamp,
@@ -234,10 +234,10 @@ pub struct NewSession {
     pub tenant_id: TenantId,
     /// The user.
     pub user_id: UserId,
-    /// The password hash the caller checked (or just set). The session is opened only if the
-    /// user still has exactly this hash and is not disabled, so a log-in racing a password
+    /// The password version the caller checked (or just set). The session is opened only if
+    /// the user is still at this version and not disabled, so a log-in racing a password
     /// change, a deletion or a disabling cannot leave a session behind it.
-    pub checked_password_hash: Option<String>,
+    pub checked_password_version: i64,
     /// Hash of the token handed to the client.
     pub token_hash: TokenHash,
     /// Opening time; also recorded as the user's last log-in.
@@ -324,7 +324,8 @@ pub trait Store: Send + Sync + Debug + 'static {
     async fn set_password_hash(&self, tenant: TenantId, id: UserId, change: &PasswordChange) -> StoreResult<bool>;
 
     /// Opens a session and records the user's log-in time; `None` (nothing written) when the
-    /// user no longer has `checked_password_hash`, is disabled or is gone.
+    /// user's password version moved past `checked_password_version`, or the user is disabled
+    /// or gone.
     async fn insert_session(&self, s: &NewSession) -> StoreResult<Option<Session>>;
     /// The session whose token has this hash (expired or not).
     async fn session_by_token_hash(&self, hash: &TokenHash) -> StoreResult<Option<Session>>;

@@ -41,6 +41,9 @@ CREATE TABLE users (
     phone_norm TEXT,
     phone_verified_at TIMESTAMPTZ,
     password_hash TEXT,
+    -- Moves on every change of password (not on re-encoding it): a log-in opens its session
+    -- only if the version it checked is still current.
+    password_version BIGINT NOT NULL DEFAULT 0,
     status TEXT NOT NULL CHECK (status IN ('active', 'pending', 'disabled')),
     first_name TEXT,
     last_name TEXT,

@@ -34,6 +34,7 @@ pub(crate) static USER_SELECT: LazyLock<String> = LazyLock::new(|| {
         "u.updated_at",
         "u.last_login_at",
         "u.password_changed_at",
+        "u.password_version",
     ]
     .into_iter()
     .map(str::to_owned)
@@ -135,6 +136,7 @@ pub(crate) fn user_from_row(row: &PgRow) -> StoreResult<UserWithSecret> {
         updated_at: ts_req(row, "updated_at")?,
         last_login_at: ts(row, "last_login_at")?,
         password_changed_at: ts(row, "password_changed_at")?,
+        password_version: row.try_get("password_version").map_err(map_err)?,
     };
     Ok(UserWithSecret { user, password_hash: row.try_get("password_hash").map_err(map_err)? })
 }

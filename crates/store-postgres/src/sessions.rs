@@ -50,7 +50,7 @@ fn parse_payload(p: &str) -> StoreResult<Revocation> {
 impl PostgresStore {
     pub(crate) async fn insert_session_row(&self, s: &NewSession) -> StoreResult<Option<Session>> {
         let now = odt(s.now);
-        // Opened only if the user still has the password hash that was checked and is not
+        // Opened only if the user's password is still the version that was checked and is not
         // disabled: a log-in that races a password change, a deletion or a disabling loses.
         // The row lock is the one the last-login trigger's UPDATE needs anyway (taking a share
         // lock and upgrading it would deadlock two log-ins of one user); it conflicts with a
@@ -58,7 +58,7 @@ impl PostgresStore {
         let row = sqlx::query(
             "INSERT INTO sessions (tenant_id, user_id, token_hash, expires_at, idle_timeout_secs, last_seen_at, user_agent, ip, created_at, updated_at) \
              SELECT u.tenant_id, u.id, $3, $4, $5, $6, $7, $8, $6, $6 FROM users u \
-             WHERE u.tenant_id = $1 AND u.id = $2 AND u.status <> 'disabled' AND u.password_hash IS NOT DISTINCT FROM $9 FOR NO KEY UPDATE OF u \
+             WHERE u.tenant_id = $1 AND u.id = $2 AND u.status <> 'disabled' AND u.password_version = $9 FOR NO KEY UPDATE OF u \
              RETURNING id, tenant_id, user_id, created_at, expires_at, idle_timeout_secs, last_seen_at, user_agent, ip",
         )
         .bind(s.tenant_id.0)
@@ -69,7 +69,7 @@ impl PostgresStore {
         .bind(now)
         .bind(s.user_agent.clone())
         .bind(s.ip.clone())
-        .bind(s.checked_password_hash.clone())
+        .bind(s.checked_password_version)
         .fetch_optional(&self.pool)
         .await
         .map_err(map_err)?;
@@ -162,9 +162,12 @@ impl PostgresStore {
         }
         let ids: Vec<i64> = touches.iter().map(|(id, _)| id.0).collect();
         let ats: Vec<time::OffsetDateTime> = touches.iter().map(|(_, at)| odt(*at)).collect();
+        // Locks in id order (as ending sessions does), so a batch and a log-out never deadlock.
         sqlx::query(
-            "UPDATE sessions s SET last_seen_at = GREATEST(s.last_seen_at, t.at), updated_at = t.at \
-             FROM unnest($1::bigint[], $2::timestamptz[]) AS t(id, at) WHERE s.id = t.id",
+            "WITH locked AS (SELECT id FROM sessions WHERE id = ANY($1) ORDER BY id FOR UPDATE) \
+             UPDATE sessions s SET last_seen_at = GREATEST(s.last_seen_at, t.at), updated_at = t.at \
+             FROM unnest($1::bigint[], $2::timestamptz[]) AS t(id, at), locked \
+             WHERE s.id = t.id AND locked.id = t.id",
         )
         .bind(ids)
         .bind(ats)
@@ -175,8 +178,11 @@ impl PostgresStore {
     }
 
     pub(crate) async fn delete_expired_session_rows(&self, now: Timestamp) -> StoreResult<u64> {
+        // Rows another transaction holds are left for the next sweep.
         let done = sqlx::query(
-            "DELETE FROM sessions WHERE expires_at <= $1 OR last_seen_at + make_interval(secs => idle_timeout_secs) <= $1",
+            "DELETE FROM sessions WHERE id IN (SELECT id FROM sessions \
+             WHERE expires_at <= $1 OR last_seen_at + make_interval(secs => idle_timeout_secs) <= $1 \
+             ORDER BY id FOR UPDATE SKIP LOCKED)",
         )
         .bind(odt(now))
         .execute(&self.pool)

@@ -203,7 +203,8 @@ impl PostgresStore {
         let mut tx = self.pool.begin().await.map_err(map_err)?;
         let done = sqlx::query(
             "UPDATE users SET password_hash = $1, updated_at = $2, \
-             password_changed_at = CASE WHEN $3 THEN $2 ELSE password_changed_at END \
+             password_changed_at = CASE WHEN $3 THEN $2 ELSE password_changed_at END, \
+             password_version = password_version + CASE WHEN $3 THEN 1 ELSE 0 END \
              WHERE tenant_id = $4 AND id = $5 AND ($6::text IS NULL OR password_hash = $6)",
         )
         .bind(&c.hash)
@@ -254,19 +255,25 @@ async fn insert_role_grant(conn: &mut PgConnection, user: UserId, role: i64, now
 pub(crate) async fn end_sessions(conn: &mut PgConnection, user: UserId, which: EndSessions) -> StoreResult<u64> {
     let hashes: Vec<Vec<u8>> = match which {
         EndSessions::None => return Ok(0),
-        EndSessions::All => sqlx::query_scalar("DELETE FROM sessions WHERE user_id = $1 RETURNING token_hash")
-            .bind(user.0)
-            .fetch_all(&mut *conn)
-            .await
-            .map_err(map_err)?,
-        EndSessions::AllExcept(keep) => {
-            sqlx::query_scalar("DELETE FROM sessions WHERE user_id = $1 AND id <> $2 RETURNING token_hash")
-                .bind(user.0)
-                .bind(keep.0)
-                .fetch_all(&mut *conn)
-                .await
-                .map_err(map_err)?
-        }
+        // Rows are locked in id order, as the batched last-seen update locks them, so the two
+        // can never deadlock.
+        EndSessions::All => sqlx::query_scalar(
+            "DELETE FROM sessions WHERE id IN (SELECT id FROM sessions WHERE user_id = $1 ORDER BY id FOR UPDATE) \
+             RETURNING token_hash",
+        )
+        .bind(user.0)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(map_err)?,
+        EndSessions::AllExcept(keep) => sqlx::query_scalar(
+            "DELETE FROM sessions WHERE id IN \
+                 (SELECT id FROM sessions WHERE user_id = $1 AND id <> $2 ORDER BY id FOR UPDATE) RETURNING token_hash",
+        )
+        .bind(user.0)
+        .bind(keep.0)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(map_err)?,
     };
     crate::sessions::notify_revocations(conn, &hashes).await?;
     Ok(hashes.len() as u64)

@@ -39,6 +39,9 @@ CREATE TABLE users (
     phone_norm TEXT,
     phone_verified_at INTEGER,
     password_hash TEXT,
+    -- Moves on every change of password (not on re-encoding it): a log-in opens its session
+    -- only if the version it checked is still current.
+    password_version INTEGER NOT NULL DEFAULT 0,
     status TEXT NOT NULL CHECK (status IN ('active', 'pending', 'disabled')),
     first_name TEXT,
     last_name TEXT,

@@ -59,6 +59,9 @@ impl Default for SqliteOptions {
 pub struct SqliteStore {
     writer: SqlitePool,
     reader: SqlitePool,
+    // The revocation feed polls on its own connection, so a saturated read pool cannot make
+    // it fail (and switch the session cache off exactly when the database is busiest).
+    feed: SqlitePool,
     options: Arc<SqliteOptions>,
 }
 
@@ -85,10 +88,16 @@ impl SqliteStore {
         let reader = SqlitePoolOptions::new()
             .max_connections(options.max_readers.max(1))
             .acquire_timeout(options.acquire_timeout)
+            .connect_with(base.clone().read_only(true))
+            .await
+            .map_err(map_err)?;
+        let feed = SqlitePoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(options.acquire_timeout)
             .connect_with(base.read_only(true))
             .await
             .map_err(map_err)?;
-        Ok(Self { writer, reader, options: Arc::new(options) })
+        Ok(Self { writer, reader, feed, options: Arc::new(options) })
     }
 
     /// Names of the migrations this build knows, in order.
@@ -98,6 +107,7 @@ impl SqliteStore {
 
     /// Closes both pools (flushing the WAL on the last connection).
     pub async fn close(&self) {
+        self.feed.close().await;
         self.reader.close().await;
         self.writer.close().await;
     }

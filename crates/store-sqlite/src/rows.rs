@@ -33,6 +33,7 @@ pub(crate) static USER_SELECT: LazyLock<String> = LazyLock::new(|| {
         "u.updated_at",
         "u.last_login_at",
         "u.password_changed_at",
+        "u.password_version",
     ]
     .into_iter()
     .map(str::to_owned)
@@ -143,6 +144,7 @@ pub(crate) fn user_from_row(row: &SqliteRow) -> StoreResult<UserWithSecret> {
         updated_at: Timestamp::from_unix_micros(row.try_get("updated_at").map_err(map_err)?),
         last_login_at: ts(row.try_get("last_login_at").map_err(map_err)?),
         password_changed_at: ts(row.try_get("password_changed_at").map_err(map_err)?),
+        password_version: row.try_get("password_version").map_err(map_err)?,
     };
     Ok(UserWithSecret { user, password_hash: row.try_get("password_hash").map_err(map_err)? })
 }

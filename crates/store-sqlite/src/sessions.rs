@@ -34,12 +34,12 @@ pub(crate) async fn record_revocations(
 impl SqliteStore {
     pub(crate) async fn insert_session_row(&self, s: &NewSession) -> StoreResult<Option<Session>> {
         let now = s.now.unix_micros();
-        // Opened only if the user still has the password hash that was checked and is not
+        // Opened only if the user's password is still the version that was checked and is not
         // disabled: a log-in that races a password change, a deletion or a disabling loses.
         let row = sqlx::query(
             "INSERT INTO sessions (tenant_id, user_id, token_hash, expires_at, idle_timeout_secs, last_seen_at, user_agent, ip, created_at, updated_at) \
              SELECT u.tenant_id, u.id, ?3, ?4, ?5, ?6, ?7, ?8, ?6, ?6 FROM users u \
-             WHERE u.tenant_id = ?1 AND u.id = ?2 AND u.status <> 'disabled' AND u.password_hash IS ?9 \
+             WHERE u.tenant_id = ?1 AND u.id = ?2 AND u.status <> 'disabled' AND u.password_version = ?9 \
              RETURNING id, tenant_id, user_id, created_at, expires_at, idle_timeout_secs, last_seen_at, user_agent, ip",
         )
         .bind(s.tenant_id.0)
@@ -50,7 +50,7 @@ impl SqliteStore {
         .bind(now)
         .bind(s.user_agent.clone())
         .bind(s.ip.clone())
-        .bind(s.checked_password_hash.clone())
+        .bind(s.checked_password_version)
         .fetch_optional(&self.writer)
         .await
         .map_err(map_err)?;
@@ -171,7 +171,7 @@ impl SqliteStore {
 
     pub(crate) async fn open_feed(&self) -> StoreResult<RevocationFeed> {
         let start: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM session_revocations")
-            .fetch_one(&self.reader)
+            .fetch_one(&self.feed)
             .await
             .map_err(map_err)?;
         let state =

@@ -204,7 +204,8 @@ impl SqliteStore {
         let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await.map_err(map_err)?;
         let done = sqlx::query(
             "UPDATE users SET password_hash = ?1, updated_at = ?2, \
-             password_changed_at = CASE WHEN ?3 THEN ?2 ELSE password_changed_at END \
+             password_changed_at = CASE WHEN ?3 THEN ?2 ELSE password_changed_at END, \
+             password_version = password_version + CASE WHEN ?3 THEN 1 ELSE 0 END \
              WHERE tenant_id = ?4 AND id = ?5 AND (?6 IS NULL OR password_hash = ?6)",
         )
         .bind(&c.hash)

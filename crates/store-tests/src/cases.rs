@@ -62,7 +62,7 @@ fn new_session(user: &portcullis_core::model::User, token: &Token, at: Timestamp
     NewSession {
         tenant_id: user.tenant_id,
         user_id: user.id,
-        checked_password_hash: Some(HASH.into()),
+        checked_password_version: 0,
         token_hash: token.hash(),
         now: at,
         expires_at: at.plus(Duration::from_secs(3600)),
@@ -616,13 +616,26 @@ pub async fn sessions_open_only_against_the_checked_password_of_a_live_account(d
     assert!(s.set_password_hash(TenantId::DEFAULT, u.id, &change).await.unwrap());
     assert!(s.insert_session(&new_session(&u, &token(), now())).await.unwrap().is_none());
     let mut current = new_session(&u, &token(), now());
-    current.checked_password_hash = Some("$argon2id$changed".into());
+    current.checked_password_version = 1;
     assert!(s.insert_session(&current).await.unwrap().is_some());
+    // A re-encoding of the same password does not move the version.
+    let rehash = PasswordChange {
+        hash: "$argon2id$rehashed".into(),
+        expected_current: None,
+        end_sessions: EndSessions::None,
+        is_new_password: false,
+        now: now(),
+    };
+    assert!(s.set_password_hash(TenantId::DEFAULT, u.id, &rehash).await.unwrap());
+    assert_eq!(s.user(TenantId::DEFAULT, u.id).await.unwrap().unwrap().password_version, 1);
+    let mut after_rehash = new_session(&u, &token(), now());
+    after_rehash.checked_password_version = 1;
+    assert!(s.insert_session(&after_rehash).await.unwrap().is_some());
     // Disabled: no session, even with the right hash.
     let off = UserUpdate { status: Some(UserStatus::Disabled), ..Default::default() };
     s.update_user(TenantId::DEFAULT, u.id, &off, now()).await.unwrap();
     let mut again = new_session(&u, &token(), now());
-    again.checked_password_hash = Some("$argon2id$changed".into());
+    again.checked_password_version = 1;
     assert!(s.insert_session(&again).await.unwrap().is_none());
     // Gone, or in another tenant: no session, and no error.
     let v = s.insert_user(&new_user(TenantId::DEFAULT, Some("sven"), None)).await.unwrap();

@@ -23,7 +23,48 @@ both!(
     outdated_hashes_are_upgraded_at_login,
     overload_sheds_with_503_and_retry_after,
     concurrent_log_ins_of_one_user_all_succeed,
+    concurrent_log_ins_that_both_upgrade_an_old_hash_both_succeed,
 );
+
+async fn concurrent_log_ins_that_both_upgrade_an_old_hash_both_succeed(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    app.user("upgr", PW).await;
+    let key = LoginKey::username("upgr");
+    let id = app.core.store().user_with_secret(TenantId::DEFAULT, &key).await.unwrap().unwrap().user.id;
+    let old = PasswordHasher::new(&HashingConfig {
+        memory_kib: 2048,
+        iterations: 2,
+        parallelism: 1,
+        workers: 1,
+        queue: 1,
+        ..Default::default()
+    })
+    .unwrap();
+    for _ in 0..3 {
+        let old_hash = old.hash(Password::new(PW)).await.unwrap();
+        let change = PasswordChange {
+            hash: old_hash,
+            expected_current: None,
+            end_sessions: EndSessions::None,
+            is_new_password: false,
+            now: app.core.now(),
+        };
+        assert!(app.core.store().set_password_hash(TenantId::DEFAULT, id, &change).await.unwrap());
+        let logins: Vec<_> = (0..2)
+            .map(|_| {
+                let (client, url) = (app.client.clone(), app.url("/v1/login"));
+                tokio::spawn(async move {
+                    let res = client.post(url).json(&json!({"login": "upgr", "password": PW})).send().await.unwrap();
+                    (res.status(), res.text().await.unwrap())
+                })
+            })
+            .collect();
+        for l in logins {
+            let (status, body) = l.await.unwrap();
+            assert_eq!(status, StatusCode::OK, "the right password always logs in: {body}");
+        }
+    }
+}
 
 async fn concurrent_log_ins_of_one_user_all_succeed(b: Backend) {
     let app = TestApp::spawn(b).await;
