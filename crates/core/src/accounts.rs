@@ -34,6 +34,10 @@ pub struct CreateUserCommand {
     pub password: Option<Password>,
     /// Whether the e-mail address is known to be verified.
     pub email_verified: bool,
+    /// Roles to grant, by name.
+    pub roles: Vec<String>,
+    /// Initial status (active when absent).
+    pub status: Option<UserStatus>,
 }
 
 /// The outcome of a sign-up.
@@ -91,6 +95,14 @@ impl Core {
         if let Some(s) = &session {
             user.last_login_at = Some(s.session.created_at);
         }
+        self.audit(crate::audit::Audit {
+            action: "signup",
+            actor: crate::audit::Actor::User(user.id),
+            tenant: Some(tenant),
+            user: Some(user.id),
+            client: Some(client),
+            details: serde_json::json!({"session": session.is_some()}),
+        });
         Ok(SignedUp { user, session })
     }
 
@@ -101,9 +113,18 @@ impl Core {
         let defs = self.store.attribute_definitions(tenant).await?;
         let (changes, mut errors) = parse_account_fields(&cmd.fields, &defs, Editor::Admin)?;
         errors.merge(check_new_account(&changes, &defs, &policy, Editor::Admin));
+        let roles = match self.resolve_roles(tenant, &cmd.roles).await {
+            Ok(r) => r,
+            Err(CoreError::Validation(f)) => {
+                errors.merge(f);
+                Vec::new()
+            }
+            Err(e) => return Err(e),
+        };
         errors.into_result()?;
         let verified = cmd.email_verified.then(|| self.now());
-        let new = self.new_user(tenant, changes, UserStatus::Active, verified)?;
+        let mut new = self.new_user(tenant, changes, cmd.status.unwrap_or(UserStatus::Active), verified)?;
+        new.roles = roles;
         let password_hash = match cmd.password {
             Some(p) => match self.hasher.check_and_hash(p, &policy, new_user_inputs(&new)).await? {
                 Ok(h) => Some(h),
@@ -114,7 +135,7 @@ impl Core {
         Ok(self.store.insert_user(&NewUser { password_hash, ..new }).await?)
     }
 
-    fn new_user(
+    pub(crate) fn new_user(
         &self,
         tenant: TenantId,
         changes: AccountChanges,
@@ -184,7 +205,14 @@ impl Core {
         if update.is_empty() {
             return Ok(current);
         }
-        self.store.update_user(s.tenant_id, s.user_id, &update, self.now()).await?.ok_or(CoreError::Unauthenticated)
+        let user = self
+            .store
+            .update_user(s.tenant_id, s.user_id, &update, self.now())
+            .await?
+            .ok_or(CoreError::Unauthenticated)?;
+        let changed: Vec<&String> = fields.keys().collect();
+        self.audit_user(auth, "user.updated", None, serde_json::json!({"fields": changed}));
+        Ok(user)
     }
 
     /// Deletes the requesting user's account after checking their password; every session of
@@ -194,6 +222,7 @@ impl Core {
         self.confirm_password(auth, password).await?;
         self.store.delete_user(s.tenant_id, s.user_id, self.now()).await?;
         self.sessions.evict_user(s.user_id, None);
+        self.audit_user(auth, "user.deleted", None, serde_json::json!({"by": "self"}));
         Ok(())
     }
 
@@ -254,7 +283,7 @@ impl Core {
 }
 
 /// The identifier rules for a new account, plus required attributes.
-fn check_new_account(
+pub(crate) fn check_new_account(
     changes: &AccountChanges,
     defs: &[AttributeDefinition],
     policy: &Policy,
@@ -282,7 +311,7 @@ fn check_new_account(
 
 /// An update may not remove an identifier the tenant requires, nor the last one. (An account
 /// that predates a policy change and lacks an identifier is not locked out of other changes.)
-fn check_identifiers_after_update(current: &User, c: &AccountChanges, policy: &Policy) -> FieldErrors {
+pub(crate) fn check_identifiers_after_update(current: &User, c: &AccountChanges, policy: &Policy) -> FieldErrors {
     fn clears<T>(change: &Option<Option<T>>, now: &Option<String>) -> bool {
         matches!(change, Some(None)) && now.is_some()
     }

@@ -2,6 +2,9 @@
 
 use std::sync::Arc;
 
+use serde_json::json;
+
+use crate::audit::{Actor, Audit};
 use crate::clock::Timestamp;
 use crate::error::{CoreError, CoreResult, FieldErrors};
 use crate::ids::{SessionId, TenantId};
@@ -96,9 +99,17 @@ impl Core {
     ) -> CoreResult<(User, IssuedSession)> {
         let (_, policy) = self.tenant_policy(tenant).await?;
         let mut user = self.check_password(tenant, &cmd.identifier, cmd.password, client).await?;
-        self.ensure_may_log_in(&user, &policy)?;
+        self.ensure_may_log_in_audited(&user, &policy, client)?;
         let issued = self.open_session(&user, &policy, client).await?;
         user.last_login_at = Some(issued.session.created_at);
+        self.audit(Audit {
+            action: "login.succeeded",
+            actor: Actor::User(user.id),
+            tenant: Some(tenant),
+            user: Some(user.id),
+            client: Some(client),
+            details: json!({"method": "password"}),
+        });
         Ok((user, issued))
     }
 
@@ -124,8 +135,38 @@ impl Core {
                 }
                 Ok(user)
             }
-            _ => Err(CoreError::InvalidCredentials),
+            _ => {
+                // The identifier typed is not recorded: people type passwords into it.
+                let user = found.as_ref().map(|u| u.user.id);
+                self.audit(Audit {
+                    action: "login.failed",
+                    actor: user.map_or(Actor::Anonymous, Actor::User),
+                    tenant: Some(tenant),
+                    user,
+                    client: Some(client),
+                    details: json!({"reason": "invalid_credentials"}),
+                });
+                Err(CoreError::InvalidCredentials)
+            }
         }
+    }
+
+    /// [`Core::ensure_may_log_in`], recording a refusal in the audit log.
+    pub fn ensure_may_log_in_audited(&self, user: &User, policy: &Policy, client: &ClientInfo) -> CoreResult<()> {
+        self.ensure_may_log_in(user, policy).inspect_err(|e| {
+            let reason = match e {
+                CoreError::AccountDisabled => "account_disabled",
+                _ => "email_not_verified",
+            };
+            self.audit(Audit {
+                action: "login.refused",
+                actor: Actor::User(user.id),
+                tenant: Some(user.tenant_id),
+                user: Some(user.id),
+                client: Some(client),
+                details: json!({"reason": reason}),
+            });
+        })
     }
 
     /// Refuses accounts that may not log in, once their password is known to be right: a
@@ -226,6 +267,7 @@ impl Core {
     pub async fn logout(&self, auth: &AuthSession) -> CoreResult<()> {
         self.store.delete_session_by_token_hash(&auth.token_hash, self.now()).await?;
         self.sessions.evict_token(&auth.token_hash);
+        self.audit_user(auth, "logout", None, json!({"session_id": auth.session.id}));
         Ok(())
     }
 
@@ -234,6 +276,7 @@ impl Core {
         let s = &auth.session;
         let n = self.store.delete_sessions_of_user(s.tenant_id, s.user_id, EndSessions::All, self.now()).await?;
         self.sessions.evict_user(s.user_id, None);
+        self.audit_user(auth, "logout.all", None, json!({"sessions_ended": n}));
         Ok(n)
     }
 
@@ -258,6 +301,7 @@ impl Core {
             return Err(CoreError::NotFound);
         }
         self.sessions.evict_session(id);
+        self.audit_user(auth, "session.revoked", None, json!({"session_id": id}));
         Ok(())
     }
 
@@ -291,7 +335,29 @@ impl Core {
             return Err(CoreError::Unauthenticated);
         }
         self.sessions.evict_user(s.user_id, Some(s.id));
+        self.audit_user(auth, "password.changed", None, json!({"other_sessions_ended": true}));
         Ok(())
+    }
+
+    /// Records an event a user caused on their own account.
+    pub(crate) fn audit_user(
+        &self,
+        auth: &AuthSession,
+        action: &str,
+        client: Option<&ClientInfo>,
+        details: serde_json::Value,
+    ) {
+        let s = &auth.session;
+        let from_session =
+            ClientInfo { ip: s.ip.as_deref().and_then(|ip| ip.parse().ok()), user_agent: s.user_agent.clone() };
+        self.audit(Audit {
+            action,
+            actor: Actor::User(s.user_id),
+            tenant: Some(s.tenant_id),
+            user: Some(s.user_id),
+            client: Some(client.unwrap_or(&from_session)),
+            details,
+        });
     }
 
     /// Checks the requesting user's current password before a sensitive change.
@@ -363,5 +429,67 @@ mod tests {
         assert!(looks_like_session_token(t.expose()));
         assert!(!looks_like_session_token("pcs_short"));
         assert!(!looks_like_session_token(&t.expose().replace("pcs_", "xyz_")));
+    }
+}
+
+/// A server's credential check (`POST /v1/credentials/verify`).
+#[derive(Debug)]
+pub struct VerifyCredentials {
+    /// The login and password to check.
+    pub login: LoginCommand,
+    /// Open a session for the user when the credentials are valid.
+    pub open_session: bool,
+    /// The end user the calling server acts for (their IP is limited like a log-in's).
+    pub end_user: ClientInfo,
+}
+
+impl Core {
+    /// Checks a user's credentials for a server holding an API key; opens a session when
+    /// asked. Failures are those of a log-in: [`CoreError::InvalidCredentials`] for every
+    /// cause, and [`CoreError::EmailNotVerified`] / [`CoreError::AccountDisabled`] only once the
+    /// password is known to be right.
+    pub async fn verify_credentials(
+        &self,
+        tenant: TenantId,
+        cmd: VerifyCredentials,
+        caller: &crate::keys::KeyCaller,
+    ) -> CoreResult<(User, Option<IssuedSession>)> {
+        let (_, policy) = self.tenant_policy(tenant).await?;
+        let result = async {
+            let user = self.check_password(tenant, &cmd.login.identifier, cmd.login.password, &cmd.end_user).await?;
+            self.ensure_may_log_in_audited(&user, &policy, &cmd.end_user)?;
+            let session = if cmd.open_session {
+                let issued = self.open_session(&user, &policy, &cmd.end_user).await?;
+                self.audit(Audit {
+                    action: "login.succeeded",
+                    actor: caller.actor(),
+                    tenant: Some(tenant),
+                    user: Some(user.id),
+                    client: Some(&cmd.end_user),
+                    details: json!({"method": "credentials_verify"}),
+                });
+                Some(issued)
+            } else {
+                None
+            };
+            Ok((user, session))
+        }
+        .await;
+        let outcome = match &result {
+            Ok(_) => "valid",
+            Err(CoreError::InvalidCredentials) => "invalid_credentials",
+            Err(CoreError::EmailNotVerified) => "email_not_verified",
+            Err(CoreError::AccountDisabled) => "account_disabled",
+            Err(_) => "error",
+        };
+        self.audit(Audit {
+            action: "credentials.verified",
+            actor: caller.actor(),
+            tenant: Some(tenant),
+            user: result.as_ref().ok().map(|(u, _)| u.id),
+            client: Some(&cmd.end_user),
+            details: json!({"outcome": outcome, "session": cmd.open_session}),
+        });
+        result
     }
 }

@@ -41,3 +41,11 @@ impl TenantId {
     /// The tenant that always exists; `/v1/...` without a tenant prefix serves it.
     pub const DEFAULT: TenantId = TenantId(1);
 }
+id_type!(
+    /// An API key.
+    ApiKeyId
+);
+id_type!(
+    /// An audit event.
+    AuditEventId
+);

@@ -10,11 +10,16 @@
 //! engine.
 
 pub mod accounts;
+pub mod admin;
+pub mod audit;
 pub mod auth;
 pub mod clock;
 pub mod error;
 pub mod fields;
 pub mod ids;
+pub mod import;
+pub mod keys;
+pub mod legacy_hash;
 pub mod limits;
 pub mod model;
 pub mod parse;
@@ -23,6 +28,7 @@ pub mod profile;
 pub mod secret;
 pub mod sessions;
 pub mod store;
+pub mod tenants;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -32,7 +38,7 @@ use serde::{Deserialize, Serialize};
 
 pub use crate::clock::{Clock, SharedClock, SystemClock, Timestamp};
 pub use crate::error::{CoreError, CoreResult, FieldErrors, UniqueField};
-pub use crate::ids::{AttributeId, RoleId, SessionId, TenantId, UserId};
+pub use crate::ids::{ApiKeyId, AttributeId, AuditEventId, RoleId, SessionId, TenantId, UserId};
 pub use crate::secret::{Password, Token};
 
 use crate::limits::{Limiter, RateLimitConfig};
@@ -112,6 +118,10 @@ pub struct Core {
     sessions: SessionCache,
     limiter: Limiter,
     tenants: moka::sync::Cache<TenantId, Arc<Tenant>>,
+    slugs: moka::sync::Cache<String, TenantId>,
+    domains: moka::sync::Cache<String, Option<TenantId>>,
+    key_touches: moka::sync::Cache<ApiKeyId, ()>,
+    audit: audit::AuditQueue,
 }
 
 impl Core {
@@ -122,7 +132,21 @@ impl Core {
         let sessions = SessionCache::new(&config.sessions);
         let limiter = Limiter::new(&config.rate_limits, clock.clone());
         let tenants = moka::sync::Cache::builder().max_capacity(10_000).time_to_live(TENANT_CACHE_TTL).build();
-        Ok(Self { store, clock, hasher, config, sessions, limiter, tenants })
+        let slugs = moka::sync::Cache::builder().max_capacity(10_000).time_to_live(TENANT_CACHE_TTL).build();
+        let domains = moka::sync::Cache::builder().max_capacity(10_000).time_to_live(TENANT_CACHE_TTL).build();
+        Ok(Self {
+            store,
+            clock,
+            hasher,
+            config,
+            sessions,
+            limiter,
+            tenants,
+            slugs,
+            domains,
+            key_touches: keys::key_touch_cache(),
+            audit: audit::AuditQueue::default(),
+        })
     }
 
     /// The store this core runs on.
@@ -182,13 +206,14 @@ impl Core {
         self.store.tenant_by_slug(slug).await?.filter(|t| !t.disabled).ok_or(CoreError::NotFound)
     }
 
-    /// Runs the background work (revocation feed, batched last-seen writes, removal of expired
-    /// sessions, limiter pruning) until the returned future is dropped.
+    /// Runs the background work (revocation feed, batched last-seen writes, the audit log,
+    /// removal of expired sessions, limiter pruning) until the returned future is dropped.
     pub async fn run_maintenance(self: Arc<Self>) {
         tokio::join!(
             self.clone().follow_revocations(),
             self.clone().flush_touches_periodically(),
-            self.sweep_periodically()
+            self.flush_audit_periodically(),
+            self.clone().sweep_periodically()
         );
     }
 
@@ -379,6 +404,70 @@ mod feed_tests {
         }
         async fn delete_expired_sessions(&self, _: Timestamp, _: Duration) -> StoreResult<u64> {
             Ok(0)
+        }
+        async fn tenants(&self) -> StoreResult<Vec<Tenant>> {
+            nope()
+        }
+        async fn tenant_by_domain(&self, _: &str) -> StoreResult<Option<Tenant>> {
+            nope()
+        }
+        async fn update_tenant(&self, _: TenantId, _: &TenantUpdate, _: Timestamp) -> StoreResult<Option<Tenant>> {
+            nope()
+        }
+        async fn delete_role(&self, _: TenantId, _: RoleId) -> StoreResult<bool> {
+            nope()
+        }
+        async fn delete_attribute_definition(&self, _: TenantId, _: AttributeId) -> StoreResult<bool> {
+            nope()
+        }
+        async fn list_users(&self, _: &UserQuery) -> StoreResult<Vec<User>> {
+            nope()
+        }
+        async fn users_with_secrets(&self, _: TenantId, _: Option<UserId>, _: u32) -> StoreResult<Vec<UserWithSecret>> {
+            nope()
+        }
+        async fn import_users(&self, _: &[NewUser]) -> StoreResult<Vec<ImportOutcome>> {
+            nope()
+        }
+        async fn password_schemes(&self, _: TenantId) -> StoreResult<Vec<(String, u64)>> {
+            nope()
+        }
+        async fn insert_api_key(&self, _: &NewApiKey) -> StoreResult<crate::model::ApiKey> {
+            nope()
+        }
+        async fn api_key_by_hash(&self, _: &TokenHash) -> StoreResult<Option<crate::model::ApiKey>> {
+            nope()
+        }
+        async fn api_keys(&self, _: Option<TenantId>) -> StoreResult<Vec<crate::model::ApiKey>> {
+            nope()
+        }
+        async fn revoke_api_key(
+            &self,
+            _: Option<TenantId>,
+            _: crate::ids::ApiKeyId,
+            _: Timestamp,
+        ) -> StoreResult<bool> {
+            nope()
+        }
+        async fn touch_api_key(&self, _: crate::ids::ApiKeyId, _: Timestamp) -> StoreResult<()> {
+            nope()
+        }
+        async fn insert_one_time_token(&self, _: &NewOneTimeToken) -> StoreResult<()> {
+            nope()
+        }
+        async fn consume_one_time_token(
+            &self,
+            _: &TokenHash,
+            _: &str,
+            _: Timestamp,
+        ) -> StoreResult<Option<ConsumedToken>> {
+            nope()
+        }
+        async fn insert_audit_events(&self, _: &[NewAuditEvent]) -> StoreResult<()> {
+            Ok(())
+        }
+        async fn audit_events(&self, _: &AuditQuery) -> StoreResult<Vec<crate::model::AuditEvent>> {
+            nope()
         }
         async fn revocations(&self) -> StoreResult<RevocationFeed> {
             if self.opens.fetch_add(1, Ordering::SeqCst) > 0 {

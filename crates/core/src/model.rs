@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::clock::Timestamp;
-use crate::ids::{AttributeId, RoleId, SessionId, TenantId, UserId};
+use crate::ids::{ApiKeyId, AttributeId, AuditEventId, RoleId, SessionId, TenantId, UserId};
 use crate::profile::Profile;
 
 /// An isolated user base.
@@ -361,6 +361,120 @@ pub struct AttributeDefinition {
     /// Whether users may set the value themselves (sign-up, `PATCH /v1/me`).
     pub user_editable: bool,
     /// When created.
+    pub created_at: Timestamp,
+}
+
+/// What an API key may do. Scopes nest: `tenant:admin` includes `users:manage`, which
+/// includes `users:read`; `tenant:admin` also includes `credentials:verify`. An operator key
+/// belongs to no tenant and may do everything in every tenant, and manage tenants.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Scope {
+    /// Check a user's login and password (`POST /v1/credentials/verify`).
+    #[serde(rename = "credentials:verify")]
+    CredentialsVerify,
+    /// Read users, check whether an identifier exists.
+    #[serde(rename = "users:read")]
+    UsersRead,
+    /// Create, change, disable and delete users; end their sessions; issue log-in tokens.
+    #[serde(rename = "users:manage")]
+    UsersManage,
+    /// Everything in the tenant: roles, attribute definitions, API keys, the audit log.
+    #[serde(rename = "tenant:admin")]
+    TenantAdmin,
+    /// Everything in every tenant, and the tenants themselves. Only for keys without a tenant.
+    #[serde(rename = "operator")]
+    Operator,
+}
+
+impl Scope {
+    /// Every scope.
+    pub const ALL: [Scope; 5] =
+        [Scope::CredentialsVerify, Scope::UsersRead, Scope::UsersManage, Scope::TenantAdmin, Scope::Operator];
+
+    /// The stored and wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::CredentialsVerify => "credentials:verify",
+            Self::UsersRead => "users:read",
+            Self::UsersManage => "users:manage",
+            Self::TenantAdmin => "tenant:admin",
+            Self::Operator => "operator",
+        }
+    }
+
+    /// Parses a wire name.
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|x| x.as_str() == s)
+    }
+
+    /// Whether holding `self` grants `wanted`.
+    pub fn grants(self, wanted: Scope) -> bool {
+        use Scope::*;
+        self == wanted
+            || matches!(
+                (self, wanted),
+                (Operator, _) | (TenantAdmin, CredentialsVerify | UsersRead | UsersManage) | (UsersManage, UsersRead)
+            )
+    }
+}
+
+/// A key for servers calling Portcullis. The secret itself is never stored (only its
+/// SHA-256); `prefix` is its first characters, shown to tell keys apart.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ApiKey {
+    /// Identifier.
+    pub id: ApiKeyId,
+    /// Owning tenant; `None` for an operator key.
+    pub tenant_id: Option<TenantId>,
+    /// What the key is for.
+    pub name: String,
+    /// The key's first characters (not a secret).
+    pub prefix: String,
+    /// What the key may do.
+    pub scopes: Vec<Scope>,
+    /// When the key stops working, if ever.
+    pub expires_at: Option<Timestamp>,
+    /// When the key was last used (recorded at most once a minute).
+    pub last_used_at: Option<Timestamp>,
+    /// When the key was revoked.
+    pub revoked_at: Option<Timestamp>,
+    /// When created.
+    pub created_at: Timestamp,
+}
+
+impl ApiKey {
+    /// Whether the key works at `now`.
+    pub fn is_live_at(&self, now: Timestamp) -> bool {
+        self.revoked_at.is_none() && self.expires_at.is_none_or(|e| now < e)
+    }
+
+    /// Whether the key grants `wanted` (operator keys grant everything).
+    pub fn grants(&self, wanted: Scope) -> bool {
+        self.scopes.iter().any(|s| s.grants(wanted))
+    }
+}
+
+/// A security event: who did what to which account, when and from where. Never holds a
+/// secret.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AuditEvent {
+    /// Identifier (increasing).
+    pub id: AuditEventId,
+    /// Tenant concerned, if any.
+    pub tenant_id: Option<TenantId>,
+    /// Account concerned, if any (kept after the account is deleted).
+    pub user_id: Option<UserId>,
+    /// Who acted: `user:ID`, `key:ID`, `cli`, or `anonymous`.
+    pub actor: String,
+    /// What happened, e.g. `login.succeeded`.
+    pub action: String,
+    /// Client IP.
+    pub ip: Option<String>,
+    /// Client user agent.
+    pub user_agent: Option<String>,
+    /// More about the event (never a secret).
+    pub details: Value,
+    /// When it happened.
     pub created_at: Timestamp,
 }
 

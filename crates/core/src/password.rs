@@ -9,7 +9,9 @@
 //! instead of being computed for a client that has likely given up. Jobs whose caller went
 //! away are skipped. Under overload, memory and latency stay flat and clients are told to come
 //! back. A log-in for an unknown account verifies against a dummy hash with the same
-//! parameters, so it costs the same as a wrong password.
+//! parameters, so it costs the same as a wrong password. Hashes imported from other systems
+//! are verified through [`crate::legacy_hash`] (plus the dummy, so they cost no less) and
+//! re-hashed with argon2id at the next successful log-in.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
@@ -22,6 +24,7 @@ use argon2::{Algorithm, Argon2, Block, Params, Version};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{CoreError, CoreResult};
+use crate::legacy_hash;
 use crate::model::Policy;
 use crate::secret::{Password, random_bytes};
 
@@ -137,7 +140,8 @@ impl Worker {
     }
 
     /// Checks a password against a stored hash (or against the dummy hash when there is
-    /// none, at the same cost, answering "no").
+    /// none, at the same cost, answering "no"). Imported legacy hashes (see
+    /// [`legacy_hash`]) are verified too, and a match asks for a re-hash with argon2id.
     pub fn verify(&mut self, password: &Password, stored: Option<&str>) -> Verification {
         self.verifications.fetch_add(1, Ordering::Relaxed);
         let no = Verification { matched: false, needs_rehash: false };
@@ -150,11 +154,18 @@ impl Worker {
             let _ = self.check(b"", &dummy);
             return no;
         }
+        if let Some(matched) = legacy_hash::verify_legacy(stored, password.expose().as_bytes()) {
+            // A legacy check can be far cheaper than argon2 (one MD5 or SHA-1); the dummy
+            // check keeps the time of a log-in from telling which kind of hash, or whether an
+            // imported account, is behind it. A match is re-hashed with argon2id by the caller.
+            let _ = self.check(password.expose().as_bytes(), &dummy);
+            return Verification { matched, needs_rehash: matched };
+        }
         match self.check(password.expose().as_bytes(), stored) {
             Some((matched, current)) => Verification { matched, needs_rehash: matched && !current },
             None => {
                 // An unreadable stored hash matches nothing; spend the same time anyway.
-                tracing::warn!("stored password hash is not an argon2 PHC string");
+                tracing::warn!("stored password hash is in no format Portcullis can verify");
                 let _ = self.check(password.expose().as_bytes(), &dummy);
                 no
             }
@@ -457,6 +468,21 @@ mod tests {
         let new = PasswordHasher::new(&cheap()).unwrap();
         let v = new.verify(Password::new("pw"), Some(hash)).await.unwrap();
         assert_eq!(v, Verification { matched: true, needs_rehash: true });
+    }
+
+    #[tokio::test]
+    async fn legacy_hashes_verify_and_ask_for_a_rehash() {
+        let h = PasswordHasher::new(&cheap()).unwrap();
+        // sha1("correct horse"), from Python's hashlib.
+        let stored = "$sha1$2f9e53523b62abc141a2b4d6019d23cba835dbd0".to_owned();
+        let before = h.verifications();
+        let ok = h.verify(Password::new("correct horse"), Some(stored.clone())).await.unwrap();
+        assert_eq!(ok, Verification { matched: true, needs_rehash: true });
+        let bad = h.verify(Password::new("correct horsE"), Some(stored.clone())).await.unwrap();
+        assert_eq!(bad, Verification { matched: false, needs_rehash: false });
+        assert_eq!(h.verifications(), before + 2);
+        let mut v = h.verifier();
+        assert!(v.verify(&Password::new("correct horse"), Some(&stored)).needs_rehash);
     }
 
     #[tokio::test]

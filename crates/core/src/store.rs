@@ -19,8 +19,11 @@ use serde_json::Value;
 
 use crate::clock::Timestamp;
 use crate::error::UniqueField;
-use crate::ids::{AttributeId, RoleId, SessionId, TenantId, UserId};
-use crate::model::{AttributeDefinition, AttributeKind, Role, Session, Tenant, TenantPolicy, User, UserStatus};
+use crate::ids::{ApiKeyId, AttributeId, AuditEventId, RoleId, SessionId, TenantId, UserId};
+use crate::model::{
+    ApiKey, AttributeDefinition, AttributeKind, AuditEvent, Role, Scope, Session, Tenant, TenantPolicy, User,
+    UserStatus,
+};
 use crate::parse::{Email, LoginKey, Phone, Username};
 use crate::profile::{Profile, ProfileChange};
 use crate::secret::TokenHash;
@@ -279,6 +282,161 @@ pub enum Revocation {
 /// drop this feed, forget what it cached, and open a new one.
 pub type RevocationFeed = Pin<Box<dyn Stream<Item = StoreResult<Revocation>> + Send>>;
 
+/// Changes to a tenant. `None` leaves a field alone.
+#[derive(Clone, Debug, Default)]
+pub struct TenantUpdate {
+    /// New display name.
+    pub name: Option<String>,
+    /// Replace the domains with these (lower-case).
+    pub domains: Option<Vec<String>>,
+    /// Replace the policy overrides with these.
+    pub policy: Option<TenantPolicy>,
+    /// Disable or enable.
+    pub disabled: Option<bool>,
+}
+
+/// An API key to create.
+#[derive(Clone)]
+pub struct NewApiKey {
+    /// Owning tenant; `None` for an operator key.
+    pub tenant_id: Option<TenantId>,
+    /// What the key is for.
+    pub name: String,
+    /// The key's first characters (not a secret).
+    pub prefix: String,
+    /// SHA-256 of the key.
+    pub key_hash: TokenHash,
+    /// What it may do.
+    pub scopes: Vec<Scope>,
+    /// When it stops working.
+    pub expires_at: Option<Timestamp>,
+    /// Creation time.
+    pub now: Timestamp,
+}
+
+impl Debug for NewApiKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewApiKey")
+            .field("tenant_id", &self.tenant_id)
+            .field("name", &self.name)
+            .field("prefix", &self.prefix)
+            .field("scopes", &self.scopes)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A security event to record.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NewAuditEvent {
+    /// Tenant concerned.
+    pub tenant_id: Option<TenantId>,
+    /// Account concerned.
+    pub user_id: Option<UserId>,
+    /// Who acted.
+    pub actor: String,
+    /// What happened.
+    pub action: String,
+    /// Client IP.
+    pub ip: Option<String>,
+    /// Client user agent.
+    pub user_agent: Option<String>,
+    /// More about it; never a secret.
+    pub details: Value,
+    /// When.
+    pub at: Timestamp,
+}
+
+/// Which audit events to read, newest first.
+#[derive(Clone, Debug, Default)]
+pub struct AuditQuery {
+    /// Only this tenant's (`None`: every tenant; operators only).
+    pub tenant_id: Option<TenantId>,
+    /// Only events about this account.
+    pub user_id: Option<UserId>,
+    /// Only this action, or actions starting with it followed by `.` (e.g. `login`).
+    pub action: Option<String>,
+    /// Only events by this actor.
+    pub actor: Option<String>,
+    /// Only events at or after this time.
+    pub since: Option<Timestamp>,
+    /// Only events before this time.
+    pub until: Option<Timestamp>,
+    /// Only events older than this one (the previous page's last id).
+    pub before: Option<AuditEventId>,
+    /// At most this many.
+    pub limit: u32,
+}
+
+/// Which users to list, by id ascending.
+#[derive(Clone, Debug)]
+pub struct UserQuery {
+    /// The tenant.
+    pub tenant_id: TenantId,
+    /// Text that the username, e-mail, phone or a name must contain (case-insensitively).
+    pub search: Option<String>,
+    /// Only users with this status.
+    pub status: Option<UserStatus>,
+    /// Only holders of this role.
+    pub role: Option<RoleId>,
+    /// Only users created at or after this time.
+    pub created_after: Option<Timestamp>,
+    /// Only users created before this time.
+    pub created_before: Option<Timestamp>,
+    /// Only users with a larger id (the previous page's last id).
+    pub after: Option<UserId>,
+    /// At most this many.
+    pub limit: u32,
+}
+
+/// A single-use token to store.
+#[derive(Clone)]
+pub struct NewOneTimeToken {
+    /// Tenant of the user.
+    pub tenant_id: TenantId,
+    /// The user it acts for.
+    pub user_id: UserId,
+    /// What it is for, e.g. `login`.
+    pub purpose: String,
+    /// SHA-256 of the token.
+    pub token_hash: TokenHash,
+    /// Data bound to the token (never a secret).
+    pub data: Value,
+    /// When it stops working.
+    pub expires_at: Timestamp,
+    /// Creation time.
+    pub now: Timestamp,
+}
+
+impl Debug for NewOneTimeToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewOneTimeToken")
+            .field("tenant_id", &self.tenant_id)
+            .field("user_id", &self.user_id)
+            .field("purpose", &self.purpose)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A one-time token that was just used up.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ConsumedToken {
+    /// Tenant of the user.
+    pub tenant_id: TenantId,
+    /// The user it acted for.
+    pub user_id: UserId,
+    /// Data bound to it.
+    pub data: Value,
+}
+
+/// Outcome of importing one user of a batch.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ImportOutcome {
+    /// Created with this id.
+    Created(UserId),
+    /// Refused: the identifier is taken (by an existing user or an earlier row).
+    Taken(crate::error::UniqueField),
+}
+
 /// Persistent state of Portcullis.
 #[async_trait::async_trait]
 pub trait Store: Send + Sync + Debug + 'static {
@@ -350,4 +508,60 @@ pub trait Store: Send + Sync + Debug + 'static {
     async fn delete_expired_sessions(&self, now: Timestamp, keep_feed: Duration) -> StoreResult<u64>;
     /// Opens the revocation feed.
     async fn revocations(&self) -> StoreResult<RevocationFeed>;
+
+    /// Every tenant, by id.
+    async fn tenants(&self) -> StoreResult<Vec<Tenant>>;
+    /// The tenant a domain belongs to.
+    async fn tenant_by_domain(&self, domain: &str) -> StoreResult<Option<Tenant>>;
+    /// Changes a tenant in one transaction; `None` when there is no such tenant.
+    async fn update_tenant(&self, id: TenantId, u: &TenantUpdate, now: Timestamp) -> StoreResult<Option<Tenant>>;
+
+    /// Deletes a role (and every grant of it); `false` if absent.
+    async fn delete_role(&self, tenant: TenantId, id: RoleId) -> StoreResult<bool>;
+    /// Deletes an attribute definition (and every value of it); `false` if absent.
+    async fn delete_attribute_definition(&self, tenant: TenantId, id: AttributeId) -> StoreResult<bool>;
+
+    /// Users matching a query, by id ascending.
+    async fn list_users(&self, q: &UserQuery) -> StoreResult<Vec<User>>;
+    /// Users of a tenant with their password hashes, by id ascending, after `after`; for export.
+    async fn users_with_secrets(
+        &self,
+        tenant: TenantId,
+        after: Option<UserId>,
+        limit: u32,
+    ) -> StoreResult<Vec<UserWithSecret>>;
+    /// Inserts a batch of users in one transaction. A row whose identifier is taken is
+    /// skipped and reported, not an error; any other failure rolls the whole batch back.
+    async fn import_users(&self, users: &[NewUser]) -> StoreResult<Vec<ImportOutcome>>;
+    /// How many users of a tenant have each kind of password hash, keyed by
+    /// [`crate::legacy_hash::HashScheme`] name, `none` or `unknown`.
+    async fn password_schemes(&self, tenant: TenantId) -> StoreResult<Vec<(String, u64)>>;
+
+    /// Creates an API key.
+    async fn insert_api_key(&self, k: &NewApiKey) -> StoreResult<ApiKey>;
+    /// The API key with this hash (revoked and expired ones included).
+    async fn api_key_by_hash(&self, hash: &TokenHash) -> StoreResult<Option<ApiKey>>;
+    /// API keys of a tenant (`Some`) or operator keys (`None`), newest first.
+    async fn api_keys(&self, tenant: Option<TenantId>) -> StoreResult<Vec<ApiKey>>;
+    /// Revokes a key of a tenant (`Some`) or an operator key (`None`); `false` if there is no
+    /// such live key.
+    async fn revoke_api_key(&self, tenant: Option<TenantId>, id: ApiKeyId, now: Timestamp) -> StoreResult<bool>;
+    /// Records that a key was used.
+    async fn touch_api_key(&self, id: ApiKeyId, now: Timestamp) -> StoreResult<()>;
+
+    /// Stores a single-use token.
+    async fn insert_one_time_token(&self, t: &NewOneTimeToken) -> StoreResult<()>;
+    /// Uses up the unexpired, unused token with this hash and purpose, atomically: of two
+    /// concurrent calls with the same token, exactly one gets it.
+    async fn consume_one_time_token(
+        &self,
+        hash: &TokenHash,
+        purpose: &str,
+        now: Timestamp,
+    ) -> StoreResult<Option<ConsumedToken>>;
+
+    /// Appends security events.
+    async fn insert_audit_events(&self, events: &[NewAuditEvent]) -> StoreResult<()>;
+    /// Security events matching a query, newest first.
+    async fn audit_events(&self, q: &AuditQuery) -> StoreResult<Vec<AuditEvent>>;
 }

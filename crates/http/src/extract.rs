@@ -94,6 +94,28 @@ fn data_error(path: &str, msg: &str) -> ApiError {
         .with_field(field, what)
 }
 
+/// Query parameters of type `T`, with errors in the API's shape (unknown parameters refused).
+#[derive(Debug)]
+pub struct QueryParams<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for QueryParams<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let q = parts.uri.query().unwrap_or_default();
+        serde_urlencoded::from_str(q).map(QueryParams).map_err(|e| {
+            let msg = e.to_string();
+            let (field, what) = if let Some(f) = msg.strip_prefix("unknown field `").and_then(|r| r.split('`').next()) {
+                (f.to_owned(), "unknown parameter")
+            } else {
+                ("query".to_owned(), "has a parameter of the wrong type")
+            };
+            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed", "Some parameters are invalid.")
+                .with_field(field, what)
+        })
+    }
+}
+
 /// The tenant a request is for: set by the router for tenant-scoped paths; the default
 /// tenant otherwise.
 #[derive(Clone, Copy, Debug)]
@@ -191,6 +213,53 @@ impl FromRequestParts<AppState> for Authenticated {
         };
         let auth = state.core.authenticate(tenant, &Token::from_client(token)).await?;
         Ok(Authenticated { auth, via })
+    }
+}
+
+/// A request authenticated by an API key (`Authorization: Bearer pck_...`). Whether the key
+/// may act in the current tenant, with the needed scope, is checked by the handler through
+/// [`portcullis_core::keys::KeyCaller::require`].
+#[derive(Clone, Debug)]
+pub struct KeyAuth {
+    /// The caller.
+    pub caller: portcullis_core::keys::KeyCaller,
+    /// The tenant the request is for.
+    pub tenant: TenantId,
+    /// The calling server.
+    pub client: ClientInfo,
+}
+
+impl KeyAuth {
+    /// Allows the call if the key works in the request's tenant with `scope`.
+    pub fn require(&self, scope: portcullis_core::model::Scope) -> Result<(), ApiError> {
+        Ok(self.caller.require(self.tenant, scope)?)
+    }
+
+    /// Who acts, for the audit log.
+    pub fn actor(&self) -> portcullis_core::audit::Actor {
+        self.caller.actor()
+    }
+}
+
+impl FromRequestParts<AppState> for KeyAuth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let CurrentTenant(tenant) = CurrentTenant::from_request_parts(parts, state).await?;
+        let Some(v) = parts.headers.get(header::AUTHORIZATION) else {
+            return Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthenticated",
+                "This endpoint needs an API key: Authorization: Bearer pck_...",
+            ));
+        };
+        let v = v.to_str().unwrap_or_default();
+        let (scheme, rest) = v.split_once(' ').unwrap_or((v, ""));
+        if !scheme.eq_ignore_ascii_case("bearer") {
+            return Err(portcullis_core::CoreError::Unauthenticated.into());
+        }
+        let caller = state.core.authenticate_key(&Token::from_client(rest.trim())).await?;
+        Ok(KeyAuth { caller, tenant, client: client_of(parts, state).info })
     }
 }
 

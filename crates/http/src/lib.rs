@@ -3,10 +3,12 @@
 //! their wire format, call one core operation and map the answer; no SQL and no business
 //! decisions live here.
 
+pub mod admin;
 mod csrf;
 pub mod error;
 pub mod extract;
 pub mod native;
+pub mod tenant;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -97,13 +99,16 @@ pub struct AppState {
 #[openapi(
     info(
         title = "Portcullis native API",
-        description = "Accounts, passwords and sessions. Errors always have the shape {\"error\": {\"code\", \"message\", \"fields\"}}."
+        description = "Accounts, passwords and sessions. Every path also exists per tenant as /t/{tenant}/..., and for a request whose Host is a domain of a tenant. Errors always have the shape {\"error\": {\"code\", \"message\", \"fields\"}}."
     ),
     modifiers(&SecuritySchemes),
     tags(
         (name = "accounts", description = "Sign-up and the user's own account"),
         (name = "sessions", description = "Log-in, log-out and sessions"),
         (name = "operations", description = "Health and readiness"),
+        (name = "servers", description = "Credential checks for servers holding an API key"),
+        (name = "admin", description = "Users, roles, attributes, keys and the audit log, for servers holding an API key with the right scope"),
+        (name = "tenants", description = "Tenants, for operator keys"),
     )
 )]
 struct ApiDoc;
@@ -116,6 +121,15 @@ impl Modify for SecuritySchemes {
         components.add_security_scheme(
             "bearer",
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+        components.add_security_scheme(
+            "api_key",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("An API key, pck_..., with the scope the endpoint names"))
+                    .build(),
+            ),
         );
         components.add_security_scheme(
             "cookie",
@@ -146,6 +160,7 @@ pub fn routes() -> (Router<AppState>, OpenApiDoc) {
         .routes(routes!(healthz))
         .routes(routes!(readyz))
         .nest("/v1", native::routes())
+        .nest("/v1/admin", admin::routes())
         .split_for_parts()
 }
 
@@ -156,7 +171,7 @@ pub fn app(core: Arc<Core>, config: HttpConfig) -> Router {
     let max_body = config.max_body_bytes;
     let state = AppState { core, config: Arc::new(config) };
     let request_id = HeaderName::from_static("x-request-id");
-    router
+    let routed = router
         .route(
             "/openapi.json",
             axum::routing::get(move || {
@@ -168,7 +183,8 @@ pub fn app(core: Arc<Core>, config: HttpConfig) -> Router {
         .method_not_allowed_fallback(|| async {
             ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "This method is not allowed here.")
         })
-        .with_state(state)
+        .with_state(state.clone())
+        .layer(axum::middleware::from_fn_with_state(state, tenant::resolve))
         .layer(axum::middleware::from_fn(csrf::guard))
         .layer(DefaultBodyLimit::max(max_body))
         .layer(SetResponseHeaderLayer::overriding(header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
@@ -194,5 +210,7 @@ pub fn app(core: Arc<Core>, config: HttpConfig) -> Router {
                 .on_failure(()),
         )
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
-        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid));
+    // `/t/{slug}/...` is stripped before routing, so every route also exists per tenant.
+    Router::new().fallback_service(tenant::StripTenant::new(routed))
 }

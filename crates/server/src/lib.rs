@@ -125,6 +125,9 @@ pub async fn start(
         if let Err(e) = core_for_task.flush_touches().await {
             tracing::warn!(error = %e, "could not record the last session uses");
         }
+        if let Err(e) = core_for_task.flush_audit().await {
+            tracing::warn!(error = %e, "could not write the last audit events");
+        }
         result
     });
     Ok(Running { addr, core, shutdown: Some(tx), task })

@@ -263,7 +263,10 @@ async fn create_user(config: Config, args: CreateArgs) -> Result<(), Failure> {
         other => other.into(),
     })?;
     let user = core
-        .create_user(tenant.id, CreateUserCommand { fields, password, email_verified: args.email_verified })
+        .create_user(
+            tenant.id,
+            CreateUserCommand { fields, password, email_verified: args.email_verified, roles: vec![], status: None },
+        )
         .await?;
     let out = json!({"id": user.id.0, "tenant": tenant.slug, "username": user.username, "email": user.email, "phone": user.phone});
     println!("{out}");

@@ -97,11 +97,11 @@ pub(crate) static USER_INSERT: LazyLock<String> = LazyLock::new(|| {
     format!("INSERT INTO users ({}) VALUES ({placeholders}) RETURNING id", cols.join(", "))
 });
 
-fn ts(row: &PgRow, col: &str) -> StoreResult<Option<portcullis_core::Timestamp>> {
+pub(crate) fn ts(row: &PgRow, col: &str) -> StoreResult<Option<portcullis_core::Timestamp>> {
     Ok(row.try_get::<Option<OffsetDateTime>, _>(col).map_err(map_err)?.map(from_odt))
 }
 
-fn ts_req(row: &PgRow, col: &str) -> StoreResult<portcullis_core::Timestamp> {
+pub(crate) fn ts_req(row: &PgRow, col: &str) -> StoreResult<portcullis_core::Timestamp> {
     Ok(from_odt(row.try_get::<OffsetDateTime, _>(col).map_err(map_err)?))
 }
 

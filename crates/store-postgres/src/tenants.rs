@@ -1,14 +1,15 @@
-//! Tenants, attribute definitions and roles.
+//! Tenants with their domains, attribute definitions and roles.
 
 use std::sync::LazyLock;
 
+use portcullis_core::clock::Timestamp;
 use portcullis_core::ids::{AttributeId, RoleId, TenantId};
 use portcullis_core::model::{AttributeDefinition, AttributeKind, Role, Tenant, TenantPolicy};
 use portcullis_core::parse::normalize_name;
-use portcullis_core::store::{NewAttributeDefinition, NewRole, NewTenant, StoreError, StoreResult};
-use sqlx::Row;
+use portcullis_core::store::{NewAttributeDefinition, NewRole, NewTenant, StoreError, StoreResult, TenantUpdate};
 use sqlx::postgres::PgRow;
 use sqlx::types::Json;
+use sqlx::{Postgres, QueryBuilder, Row};
 use time::OffsetDateTime;
 
 use crate::{PostgresStore, from_odt, map_err, odt};
@@ -18,6 +19,10 @@ const TENANT_SELECT: &str = "SELECT t.id, t.slug, t.name, t.policy, t.disabled, 
      FROM tenants t";
 static TENANT_BY_ID: LazyLock<String> = LazyLock::new(|| format!("{TENANT_SELECT} WHERE t.id = $1"));
 static TENANT_BY_SLUG: LazyLock<String> = LazyLock::new(|| format!("{TENANT_SELECT} WHERE t.slug = $1"));
+static TENANT_BY_DOMAIN: LazyLock<String> = LazyLock::new(|| {
+    format!("{TENANT_SELECT} WHERE t.id = (SELECT d.tenant_id FROM tenant_domains d WHERE d.domain = $1)")
+});
+static TENANTS: LazyLock<String> = LazyLock::new(|| format!("{TENANT_SELECT} ORDER BY t.id"));
 
 fn tenant_from_row(row: &PgRow) -> StoreResult<Tenant> {
     let Json(policy): Json<TenantPolicy> = row.try_get("policy").map_err(map_err)?;
@@ -66,6 +71,67 @@ impl PostgresStore {
         }
         .map_err(map_err)?;
         row.as_ref().map(tenant_from_row).transpose()
+    }
+
+    pub(crate) async fn tenant_rows(&self) -> StoreResult<Vec<Tenant>> {
+        let rows = sqlx::query(TENANTS.as_str()).fetch_all(&self.pool).await.map_err(map_err)?;
+        rows.iter().map(tenant_from_row).collect()
+    }
+
+    pub(crate) async fn tenant_by_domain_row(&self, domain: &str) -> StoreResult<Option<Tenant>> {
+        let row =
+            sqlx::query(TENANT_BY_DOMAIN.as_str()).bind(domain).fetch_optional(&self.pool).await.map_err(map_err)?;
+        row.as_ref().map(tenant_from_row).transpose()
+    }
+
+    pub(crate) async fn update_tenant_rows(
+        &self,
+        id: TenantId,
+        u: &TenantUpdate,
+        now: Timestamp,
+    ) -> StoreResult<Option<Tenant>> {
+        let now = odt(now);
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        // The update comes first, even when only the domains change: its row lock serialises
+        // concurrent replacements of one tenant's domains.
+        let mut b: QueryBuilder<Postgres> = QueryBuilder::new("UPDATE tenants SET updated_at = ");
+        b.push_bind(now);
+        if let Some(name) = &u.name {
+            b.push(", name = ").push_bind(name.clone());
+        }
+        if let Some(policy) = &u.policy {
+            b.push(", policy = ").push_bind(Json(policy.clone()));
+        }
+        if let Some(disabled) = u.disabled {
+            b.push(", disabled = ").push_bind(disabled);
+        }
+        b.push(" WHERE id = ").push_bind(id.0);
+        let done = b.build().execute(&mut *tx).await.map_err(map_err)?;
+        if done.rows_affected() == 0 {
+            return Ok(None);
+        }
+        if let Some(domains) = &u.domains {
+            sqlx::query("DELETE FROM tenant_domains WHERE tenant_id = $1")
+                .bind(id.0)
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)?;
+            // A domain another tenant owns violates tenant_domains_pkey: Conflict(Slug).
+            sqlx::query(
+                "INSERT INTO tenant_domains (domain, tenant_id, created_at, updated_at) \
+                 SELECT d, $2, $3, $3 FROM unnest($1::text[]) AS d",
+            )
+            .bind(domains.as_slice())
+            .bind(id.0)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        }
+        let row = sqlx::query(TENANT_BY_ID.as_str()).bind(id.0).fetch_one(&mut *tx).await.map_err(map_err)?;
+        let tenant = tenant_from_row(&row)?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(Some(tenant))
     }
 
     pub(crate) async fn insert_tenant_row(&self, t: &NewTenant) -> StoreResult<Tenant> {
@@ -147,5 +213,27 @@ impl PostgresStore {
             .await
             .map_err(map_err)?;
         rows.iter().map(role_from_row).collect()
+    }
+
+    pub(crate) async fn delete_role_row(&self, tenant: TenantId, id: RoleId) -> StoreResult<bool> {
+        // Grants go with it (user_roles cascades).
+        let done = sqlx::query("DELETE FROM roles WHERE tenant_id = $1 AND id = $2")
+            .bind(tenant.0)
+            .bind(id.0)
+            .execute(&self.pool)
+            .await
+            .map_err(map_err)?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    pub(crate) async fn delete_attribute_row(&self, tenant: TenantId, id: AttributeId) -> StoreResult<bool> {
+        // Values go with it (user_attributes cascades).
+        let done = sqlx::query("DELETE FROM attribute_definitions WHERE tenant_id = $1 AND id = $2")
+            .bind(tenant.0)
+            .bind(id.0)
+            .execute(&self.pool)
+            .await
+            .map_err(map_err)?;
+        Ok(done.rows_affected() > 0)
     }
 }

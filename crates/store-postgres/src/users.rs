@@ -1,18 +1,21 @@
 //! Users: insert, look-ups, updates, deletion and password changes.
 
+use std::sync::LazyLock;
+
 use portcullis_core::clock::Timestamp;
 use portcullis_core::ids::{TenantId, UserId};
 use portcullis_core::model::{User, UserStatus};
 use portcullis_core::parse::LoginKey;
 use portcullis_core::profile::{ProfileChange, TextField};
 use portcullis_core::store::{
-    EndSessions, NewUser, PasswordChange, StoreError, StoreResult, UserUpdate, UserWithSecret,
+    EndSessions, NewUser, PasswordChange, StoreError, StoreResult, UserQuery, UserUpdate, UserWithSecret,
 };
 use sqlx::types::Json;
 use sqlx::{PgConnection, Postgres, QueryBuilder};
 
 use crate::rows::{
-    USER_BY_EMAIL, USER_BY_ID, USER_BY_PHONE, USER_BY_USERNAME, USER_BY_USERNAME_OR_PHONE, USER_INSERT, user_from_row,
+    USER_BY_EMAIL, USER_BY_ID, USER_BY_PHONE, USER_BY_USERNAME, USER_BY_USERNAME_OR_PHONE, USER_INSERT, USER_SELECT,
+    user_from_row,
 };
 use crate::{PostgresStore, map_err, odt};
 
@@ -66,6 +69,62 @@ impl PostgresStore {
     pub(crate) async fn user_row(&self, tenant: TenantId, id: UserId) -> StoreResult<Option<UserWithSecret>> {
         let mut conn = self.pool.acquire().await.map_err(map_err)?;
         fetch_user(&mut conn, tenant, id).await
+    }
+
+    pub(crate) async fn user_rows(&self, q: &UserQuery) -> StoreResult<Vec<User>> {
+        let mut b: QueryBuilder<Postgres> = QueryBuilder::new(USER_SELECT.as_str());
+        b.push(" WHERE u.tenant_id = ").push_bind(q.tenant_id.0);
+        if let Some(search) = &q.search {
+            // The search is text to find, not a pattern: its wildcards are escaped.
+            let pattern = format!("%{}%", like_escape(search));
+            b.push(" AND (");
+            for (i, col) in SEARCHED_COLUMNS.iter().enumerate() {
+                if i > 0 {
+                    b.push(" OR ");
+                }
+                b.push("u.").push(col).push(" ILIKE ").push_bind(pattern.clone()).push(r" ESCAPE '\'");
+            }
+            b.push(")");
+        }
+        if let Some(status) = q.status {
+            b.push(" AND u.status = ").push_bind(status.as_str());
+        }
+        if let Some(role) = q.role {
+            b.push(" AND EXISTS (SELECT 1 FROM user_roles ur WHERE ur.user_id = u.id AND ur.role_id = ")
+                .push_bind(role.0)
+                .push(")");
+        }
+        if let Some(t) = q.created_after {
+            b.push(" AND u.created_at >= ").push_bind(odt(t));
+        }
+        if let Some(t) = q.created_before {
+            b.push(" AND u.created_at < ").push_bind(odt(t));
+        }
+        if let Some(after) = q.after {
+            b.push(" AND u.id > ").push_bind(after.0);
+        }
+        b.push(" ORDER BY u.id LIMIT ").push_bind(i64::from(q.limit));
+        let rows = b.build().fetch_all(&self.pool).await.map_err(map_err)?;
+        rows.iter().map(|r| user_from_row(r).map(|u| u.user)).collect()
+    }
+
+    pub(crate) async fn user_rows_with_secrets(
+        &self,
+        tenant: TenantId,
+        after: Option<UserId>,
+        limit: u32,
+    ) -> StoreResult<Vec<UserWithSecret>> {
+        static SQL: LazyLock<String> =
+            LazyLock::new(|| format!("{} WHERE u.tenant_id = $1 AND u.id > $2 ORDER BY u.id LIMIT $3", *USER_SELECT));
+        // A plain lower bound (rather than `$2 IS NULL OR ...`) keeps the plan an index range scan.
+        let rows = sqlx::query(SQL.as_str())
+            .bind(tenant.0)
+            .bind(after.map_or(i64::MIN, |a| a.0))
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_err)?;
+        rows.iter().map(user_from_row).collect()
     }
 
     pub(crate) async fn user_by_key(&self, tenant: TenantId, key: &LoginKey) -> StoreResult<Option<UserWithSecret>> {
@@ -223,6 +282,21 @@ impl PostgresStore {
         tx.commit().await.map_err(map_err)?;
         Ok(true)
     }
+}
+
+/// Columns a user search looks in.
+const SEARCHED_COLUMNS: [&str; 6] = ["username", "email", "phone", "first_name", "last_name", "display_name"];
+
+/// Escapes the wildcards of `LIKE` (and the escape character itself) in `s`.
+fn like_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
 }
 
 async fn fetch_user(conn: &mut PgConnection, tenant: TenantId, id: UserId) -> StoreResult<Option<UserWithSecret>> {

@@ -9,6 +9,7 @@
 //!
 //! Nothing above this crate knows it is talking to SQLite.
 
+mod admin;
 mod rows;
 mod sessions;
 mod tenants;
@@ -20,13 +21,14 @@ use std::time::Duration;
 
 use portcullis_core::UniqueField;
 use portcullis_core::clock::Timestamp;
-use portcullis_core::ids::{SessionId, TenantId, UserId};
-use portcullis_core::model::{AttributeDefinition, Role, Session, Tenant, User};
+use portcullis_core::ids::{ApiKeyId, AttributeId, RoleId, SessionId, TenantId, UserId};
+use portcullis_core::model::{ApiKey, AttributeDefinition, AuditEvent, Role, Session, Tenant, User};
 use portcullis_core::parse::LoginKey;
 use portcullis_core::secret::TokenHash;
 use portcullis_core::store::{
-    EndSessions, NewAttributeDefinition, NewRole, NewSession, NewTenant, NewUser, PasswordChange, RevocationFeed,
-    StoreError, StoreResult, UserUpdate, UserWithSecret,
+    AuditQuery, ConsumedToken, EndSessions, ImportOutcome, NewApiKey, NewAttributeDefinition, NewAuditEvent,
+    NewOneTimeToken, NewRole, NewSession, NewTenant, NewUser, PasswordChange, RevocationFeed, StoreError, StoreResult,
+    TenantUpdate, UserQuery, UserUpdate, UserWithSecret,
 };
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 
@@ -275,5 +277,87 @@ impl portcullis_core::store::Store for SqliteStore {
 
     async fn revocations(&self) -> StoreResult<RevocationFeed> {
         self.open_feed().await
+    }
+
+    async fn tenants(&self) -> StoreResult<Vec<Tenant>> {
+        self.tenant_rows().await
+    }
+
+    async fn tenant_by_domain(&self, domain: &str) -> StoreResult<Option<Tenant>> {
+        self.tenant_row_by_domain(domain).await
+    }
+
+    async fn update_tenant(&self, id: TenantId, u: &TenantUpdate, now: Timestamp) -> StoreResult<Option<Tenant>> {
+        self.update_tenant_row(id, u, now).await
+    }
+
+    async fn delete_role(&self, tenant: TenantId, id: RoleId) -> StoreResult<bool> {
+        self.delete_role_row(tenant, id).await
+    }
+
+    async fn delete_attribute_definition(&self, tenant: TenantId, id: AttributeId) -> StoreResult<bool> {
+        self.delete_attribute_row(tenant, id).await
+    }
+
+    async fn list_users(&self, q: &UserQuery) -> StoreResult<Vec<User>> {
+        self.user_rows(q).await
+    }
+
+    async fn users_with_secrets(
+        &self,
+        tenant: TenantId,
+        after: Option<UserId>,
+        limit: u32,
+    ) -> StoreResult<Vec<UserWithSecret>> {
+        self.user_rows_with_secrets(tenant, after, limit).await
+    }
+
+    async fn import_users(&self, users: &[NewUser]) -> StoreResult<Vec<ImportOutcome>> {
+        self.import_user_rows(users).await
+    }
+
+    async fn password_schemes(&self, tenant: TenantId) -> StoreResult<Vec<(String, u64)>> {
+        self.password_scheme_rows(tenant).await
+    }
+
+    async fn insert_api_key(&self, k: &NewApiKey) -> StoreResult<ApiKey> {
+        self.insert_api_key_row(k).await
+    }
+
+    async fn api_key_by_hash(&self, hash: &TokenHash) -> StoreResult<Option<ApiKey>> {
+        self.api_key_row_by_hash(hash).await
+    }
+
+    async fn api_keys(&self, tenant: Option<TenantId>) -> StoreResult<Vec<ApiKey>> {
+        self.api_key_rows(tenant).await
+    }
+
+    async fn revoke_api_key(&self, tenant: Option<TenantId>, id: ApiKeyId, now: Timestamp) -> StoreResult<bool> {
+        self.revoke_api_key_row(tenant, id, now).await
+    }
+
+    async fn touch_api_key(&self, id: ApiKeyId, now: Timestamp) -> StoreResult<()> {
+        self.touch_api_key_row(id, now).await
+    }
+
+    async fn insert_one_time_token(&self, t: &NewOneTimeToken) -> StoreResult<()> {
+        self.insert_one_time_token_row(t).await
+    }
+
+    async fn consume_one_time_token(
+        &self,
+        hash: &TokenHash,
+        purpose: &str,
+        now: Timestamp,
+    ) -> StoreResult<Option<ConsumedToken>> {
+        self.consume_one_time_token_row(hash, purpose, now).await
+    }
+
+    async fn insert_audit_events(&self, events: &[NewAuditEvent]) -> StoreResult<()> {
+        self.insert_audit_rows(events).await
+    }
+
+    async fn audit_events(&self, q: &AuditQuery) -> StoreResult<Vec<AuditEvent>> {
+        self.audit_rows(q).await
     }
 }

@@ -18,46 +18,11 @@ use crate::{SqliteStore, map_err};
 
 impl SqliteStore {
     pub(crate) async fn insert_user_rows(&self, u: &NewUser) -> StoreResult<User> {
-        let meta = serde_json::to_string(&u.profile.meta).map_err(|e| StoreError::Other(Box::new(e)))?;
-        let now = u.now.unix_micros();
         let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await.map_err(map_err)?;
-        let mut q = sqlx::query_scalar::<_, i64>(USER_INSERT.as_str())
-            .bind(u.tenant_id.0)
-            .bind(u.username.as_ref().map(|x| x.as_str().to_owned()))
-            .bind(u.username.as_ref().map(|x| x.normalized().to_owned()))
-            .bind(u.email.as_ref().map(|x| x.as_str().to_owned()))
-            .bind(u.email.as_ref().map(|x| x.normalized().to_owned()))
-            .bind(u.email_verified_at.map(Timestamp::unix_micros))
-            .bind(u.phone.as_ref().map(|x| x.as_str().to_owned()))
-            .bind(u.phone.as_ref().map(|x| x.normalized().to_owned()))
-            .bind(u.password_hash.clone())
-            .bind(u.status.as_str())
-            .bind(date_text(u.profile.birth_date))
-            .bind(u.profile.newsletter)
-            .bind(meta)
-            .bind(now)
-            .bind(now)
-            .bind(u.password_hash.as_ref().map(|_| now));
-        for f in TextField::ALL {
-            q = q.bind(u.profile.text(*f).map(str::to_owned));
-        }
-        let id = q.fetch_one(&mut *tx).await.map_err(map_err)?;
-        for (attr, value) in &u.attributes {
-            sqlx::query(
-                "INSERT INTO user_attributes (user_id, attribute_id, value, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?4)",
-            )
-            .bind(id)
-            .bind(attr.0)
-            .bind(value.to_string())
-            .bind(now)
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?;
-        }
-        for role in &u.roles {
-            insert_role_grant(&mut tx, UserId(id), role.0, now).await?;
-        }
-        let user = fetch_user(&mut tx, u.tenant_id, UserId(id))
+        let id = insert_user_tx(&mut tx, u, false)
+            .await?
+            .ok_or_else(|| StoreError::Corrupt("user insert returned no id".into()))?;
+        let user = fetch_user(&mut tx, u.tenant_id, id)
             .await?
             .ok_or_else(|| StoreError::Corrupt("inserted user vanished".into()))?;
         tx.commit().await.map_err(map_err)?;
@@ -226,7 +191,63 @@ impl SqliteStore {
     }
 }
 
-async fn fetch_user(conn: &mut SqliteConnection, tenant: TenantId, id: UserId) -> StoreResult<Option<UserWithSecret>> {
+static USER_INSERT_SKIPPING: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| USER_INSERT.replace(" RETURNING id", " ON CONFLICT DO NOTHING RETURNING id"));
+
+/// Inserts a user with their attributes and roles in the caller's transaction. With
+/// `skip_conflicts`, a taken identifier inserts nothing and gives `None` instead of an error.
+pub(crate) async fn insert_user_tx(
+    conn: &mut SqliteConnection,
+    u: &NewUser,
+    skip_conflicts: bool,
+) -> StoreResult<Option<UserId>> {
+    let meta = serde_json::to_string(&u.profile.meta).map_err(|e| StoreError::Other(Box::new(e)))?;
+    let now = u.now.unix_micros();
+    let sql = if skip_conflicts { USER_INSERT_SKIPPING.as_str() } else { USER_INSERT.as_str() };
+    let mut q = sqlx::query_scalar::<_, i64>(sql)
+        .bind(u.tenant_id.0)
+        .bind(u.username.as_ref().map(|x| x.as_str().to_owned()))
+        .bind(u.username.as_ref().map(|x| x.normalized().to_owned()))
+        .bind(u.email.as_ref().map(|x| x.as_str().to_owned()))
+        .bind(u.email.as_ref().map(|x| x.normalized().to_owned()))
+        .bind(u.email_verified_at.map(Timestamp::unix_micros))
+        .bind(u.phone.as_ref().map(|x| x.as_str().to_owned()))
+        .bind(u.phone.as_ref().map(|x| x.normalized().to_owned()))
+        .bind(u.password_hash.clone())
+        .bind(u.status.as_str())
+        .bind(date_text(u.profile.birth_date))
+        .bind(u.profile.newsletter)
+        .bind(meta)
+        .bind(now)
+        .bind(now)
+        .bind(u.password_hash.as_ref().map(|_| now));
+    for f in TextField::ALL {
+        q = q.bind(u.profile.text(*f).map(str::to_owned));
+    }
+    let Some(id) = q.fetch_optional(&mut *conn).await.map_err(map_err)? else { return Ok(None) };
+    for (attr, value) in &u.attributes {
+        sqlx::query(
+            "INSERT INTO user_attributes (user_id, attribute_id, value, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?4)",
+        )
+        .bind(id)
+        .bind(attr.0)
+        .bind(value.to_string())
+        .bind(now)
+        .execute(&mut *conn)
+        .await
+        .map_err(map_err)?;
+    }
+    for role in &u.roles {
+        insert_role_grant(conn, UserId(id), role.0, now).await?;
+    }
+    Ok(Some(UserId(id)))
+}
+
+pub(crate) async fn fetch_user(
+    conn: &mut SqliteConnection,
+    tenant: TenantId,
+    id: UserId,
+) -> StoreResult<Option<UserWithSecret>> {
     let row =
         sqlx::query(USER_BY_ID.as_str()).bind(tenant.0).bind(id.0).fetch_optional(&mut *conn).await.map_err(map_err)?;
     row.as_ref().map(user_from_row).transpose()

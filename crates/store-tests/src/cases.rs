@@ -20,7 +20,9 @@ use serde_json::json;
 
 use crate::TestDb;
 
-fn now() -> Timestamp {
+pub use crate::admin_cases::*;
+
+pub(crate) fn now() -> Timestamp {
     // Stores keep microseconds; start from a whole second so round trips compare exactly.
     Timestamp::from_unix_micros(SystemClock.now().unix_seconds() * 1_000_000)
 }
@@ -28,7 +30,7 @@ fn now() -> Timestamp {
 /// The password hash every test user gets (only stored, never checked, here).
 const HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2g";
 
-fn new_user(tenant: TenantId, username: Option<&str>, email: Option<&str>) -> NewUser {
+pub(crate) fn new_user(tenant: TenantId, username: Option<&str>, email: Option<&str>) -> NewUser {
     NewUser {
         tenant_id: tenant,
         username: username.map(|u| Username::parse(u).unwrap()),

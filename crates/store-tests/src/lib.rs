@@ -9,6 +9,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod admin_cases;
 pub mod cases;
 
 use std::any::Any;
@@ -71,7 +72,14 @@ macro_rules! conformance_suite {
             the_revocation_feed_reports_ended_sessions_across_handles,
             failed_multi_row_writes_leave_nothing_behind,
             sessions_open_only_against_the_checked_password_of_a_live_account,
-            a_username_match_wins_over_a_phone_match_even_against_users_without_usernames
+            a_username_match_wins_over_a_phone_match_even_against_users_without_usernames,
+            tenants_are_listed_found_by_domain_and_updated,
+            users_are_listed_searched_filtered_and_paged,
+            imports_skip_taken_identifiers_and_keep_the_rest,
+            api_keys_round_trip_and_revoke_within_their_tenant,
+            one_time_tokens_work_once_even_when_raced,
+            audit_events_are_filtered_and_paged_newest_first,
+            roles_and_attributes_are_deleted_with_their_grants
         );
     };
     (@cases $db:expr; $($case:ident),* $(,)?) => {

@@ -371,3 +371,86 @@ pub struct StatusResponse {
     /// `ok` or `ready`.
     pub status: &'static str,
 }
+
+/// Body of `POST /v1/login/token`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoginTokenRequest {
+    /// The one-time log-in token (`pcl_...`).
+    pub token: String,
+}
+
+/// Body of `POST /v1/credentials/verify`: a login (or exactly one of username, e-mail,
+/// phone) and a password, with options.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyRequest {
+    /// Username, e-mail address or phone number.
+    pub login: Option<String>,
+    /// Username only.
+    pub username: Option<String>,
+    /// E-mail address only.
+    pub email: Option<String>,
+    /// Phone number only.
+    pub phone: Option<String>,
+    /// The password.
+    #[schema(value_type = String, format = Password)]
+    pub password: Option<Password>,
+    /// Return the user's profile with a valid answer.
+    #[serde(default)]
+    pub return_user: bool,
+    /// Open a session for the user with a valid answer.
+    #[serde(default)]
+    pub open_session: bool,
+    /// The end user's IP, if the calling server knows it: attempts are limited per IP as
+    /// log-ins are, and it is recorded with the session and in the audit log.
+    pub client_ip: Option<String>,
+    /// The end user's user agent, recorded with the session.
+    pub user_agent: Option<String>,
+}
+
+impl VerifyRequest {
+    /// The core command, and whether to return the profile.
+    pub fn into_command(self) -> Result<(portcullis_core::auth::VerifyCredentials, bool), crate::error::ApiError> {
+        let ip = match self.client_ip.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+            Some(s) => Some(
+                s.parse()
+                    .map_err(|_| portcullis_core::CoreError::field("client_ip", "must be an IPv4 or IPv6 address"))?,
+            ),
+            None => None,
+        };
+        let login = portcullis_core::auth::LoginCommand::from_fields(
+            self.login.as_deref(),
+            self.username.as_deref(),
+            self.email.as_deref(),
+            self.phone.as_deref(),
+            self.password,
+        )?;
+        let end_user = portcullis_core::ClientInfo { ip, user_agent: self.user_agent };
+        Ok((
+            portcullis_core::auth::VerifyCredentials { login, open_session: self.open_session, end_user },
+            self.return_user,
+        ))
+    }
+}
+
+/// Answer of `POST /v1/credentials/verify`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct VerifyResponse {
+    /// Whether the credentials are valid (and the account may log in).
+    pub valid: bool,
+    /// Why not: `invalid_credentials` (every cause alike), or, only after a right password,
+    /// `email_not_verified` or `account_disabled`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<&'static str>,
+    /// The user's id, when valid.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<i64>,
+    /// The user, when valid and asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<UserBody>)]
+    pub user: Option<Value>,
+    /// A new session for the user, when valid and asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub session: Option<IssuedSessionBody>,
+}

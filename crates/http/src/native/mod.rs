@@ -15,11 +15,12 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use self::dto::{
-    AuthResponse, ChangePasswordRequest, DeleteMeRequest, IssuedSessionBody, LoginRequest, LogoutAllResponse,
-    MeResponse, ProfilePatchBody, SessionBody, SessionResponse, SessionsResponse, SignupBody, user_json,
+    AuthResponse, ChangePasswordRequest, DeleteMeRequest, IssuedSessionBody, LoginRequest, LoginTokenRequest,
+    LogoutAllResponse, MeResponse, ProfilePatchBody, SessionBody, SessionResponse, SessionsResponse, SignupBody,
+    VerifyRequest, VerifyResponse, user_json,
 };
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{Authenticated, Client, CurrentTenant, JsonBody};
+use crate::extract::{Authenticated, Client, CurrentTenant, JsonBody, KeyAuth};
 use crate::{AppState, CookieSecure};
 
 /// The routes of the native API, relative to `/v1`.
@@ -34,6 +35,8 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(revoke_session))
         .routes(routes!(me, update_me, delete_me))
         .routes(routes!(change_password))
+        .routes(routes!(login_with_token))
+        .routes(routes!(verify_credentials))
 }
 
 fn take_password(fields: &mut Map<String, Value>, name: &str, errors: &mut FieldErrors) -> Option<Password> {
@@ -110,6 +113,74 @@ async fn login(
     let mut res = Json(body).into_response();
     set_session_cookie(&st, &client, &mut res, Some(&session));
     Ok(res)
+}
+
+/// Exchange a one-time log-in token (issued through the admin API) for a session. The token
+/// works once and for ten minutes.
+#[utoipa::path(
+    post, path = "/login/token", tag = "sessions",
+    request_body = LoginTokenRequest,
+    responses(
+        (status = 200, description = "Session opened (also set as a cookie)", body = AuthResponse),
+        (status = 401, description = "Unknown, used or expired token (one answer for every cause)", body = ErrorBody),
+        (status = 403, description = "The account is disabled or its e-mail unverified", body = ErrorBody),
+    )
+)]
+async fn login_with_token(
+    State(st): State<AppState>,
+    CurrentTenant(tenant): CurrentTenant,
+    client: Client,
+    JsonBody(req): JsonBody<LoginTokenRequest>,
+) -> Result<Response, ApiError> {
+    let token = portcullis_core::Token::from_client(req.token);
+    let (user, session) = st.core.login_with_token(tenant, &token, &client.info).await?;
+    let body = AuthResponse { user: user_json(&user), session: Some(IssuedSessionBody::from(&session)) };
+    let mut res = Json(body).into_response();
+    set_session_cookie(&st, &client, &mut res, Some(&session));
+    Ok(res)
+}
+
+/// Check a user's login and password, for servers (API key with `credentials:verify`).
+/// Always 200 with `valid`; an invalid answer is the same for every cause, except that once the
+/// password is known to be right it says `email_not_verified` or `account_disabled`.
+#[utoipa::path(
+    post, path = "/credentials/verify", tag = "servers",
+    request_body = VerifyRequest,
+    responses(
+        (status = 200, body = VerifyResponse),
+        (status = 401, description = "Missing, unknown or revoked API key, or a key of another tenant", body = ErrorBody),
+        (status = 403, description = "The key lacks credentials:verify", body = ErrorBody),
+        (status = 422, body = ErrorBody),
+        (status = 429, body = ErrorBody),
+        (status = 503, body = ErrorBody),
+    ),
+    security(("api_key" = []))
+)]
+async fn verify_credentials(
+    State(st): State<AppState>,
+    key: KeyAuth,
+    JsonBody(req): JsonBody<VerifyRequest>,
+) -> Result<Json<VerifyResponse>, ApiError> {
+    key.require(portcullis_core::model::Scope::CredentialsVerify)?;
+    let (cmd, return_user) = req.into_command()?;
+    match st.core.verify_credentials(key.tenant, cmd, &key.caller).await {
+        Ok((user, session)) => Ok(Json(VerifyResponse {
+            valid: true,
+            reason: None,
+            user_id: Some(user.id.0),
+            user: return_user.then(|| user_json(&user)),
+            session: session.as_ref().map(IssuedSessionBody::from),
+        })),
+        Err(e) => {
+            let reason = match e {
+                portcullis_core::CoreError::InvalidCredentials => "invalid_credentials",
+                portcullis_core::CoreError::EmailNotVerified => "email_not_verified",
+                portcullis_core::CoreError::AccountDisabled => "account_disabled",
+                other => return Err(other.into()),
+            };
+            Ok(Json(VerifyResponse { valid: false, reason: Some(reason), user_id: None, user: None, session: None }))
+        }
+    }
 }
 
 /// End this session.

@@ -178,6 +178,8 @@ async fn a_policy_change_does_not_lock_older_accounts_out_of_edits(b: Backend) {
                 fields: json!({"email": "old@example.com", "username": "oldie"}).as_object().cloned().unwrap(),
                 password: Some(portcullis_core::Password::new(PW)),
                 email_verified: false,
+                roles: vec![],
+                status: None,
             },
         )
         .await

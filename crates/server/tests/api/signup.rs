@@ -266,6 +266,8 @@ async fn a_tenant_requiring_verified_email_opens_no_session_before_verification(
                 fields: json!({"email": "vouched@example.com"}).as_object().cloned().unwrap(),
                 password: Some(portcullis_core::Password::new(PW)),
                 email_verified: true,
+                roles: vec![],
+                status: None,
             },
         )
         .await

@@ -1,0 +1,197 @@
+//! The audit log of security events: sign-ups, log-ins (succeeded and failed), log-outs,
+//! password changes, administrative changes and API key use.
+//!
+//! Events are queued in memory and written in batches (every [`AUDIT_FLUSH_INTERVAL`], and at
+//! shutdown), so that recording them adds no write, and no fsync, to a log-in. The price: a
+//! crash of the machine may lose the last fraction of a second of events. The queue is
+//! bounded; beyond [`AUDIT_QUEUE_LIMIT`] events (the database is down) new events are counted
+//! and dropped rather than growing memory without bound.
+//!
+//! Nothing secret ever enters an event: callers pass identifiers, never passwords or tokens.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::error::{CoreError, CoreResult};
+use crate::ids::{ApiKeyId, TenantId, UserId};
+use crate::model::AuditEvent;
+use crate::store::{AuditQuery, NewAuditEvent};
+use crate::{ClientInfo, Core};
+
+/// How often queued events are written.
+pub const AUDIT_FLUSH_INTERVAL: Duration = Duration::from_millis(250);
+
+/// Most events held in memory while the database cannot take them.
+pub const AUDIT_QUEUE_LIMIT: usize = 100_000;
+
+/// Who did something.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Actor {
+    /// A user acting on their own account (or trying to log in as one).
+    User(UserId),
+    /// A server holding an API key.
+    Key(ApiKeyId),
+    /// An operator at the command line.
+    Cli,
+    /// Nobody known (a failed log-in for an unknown account).
+    Anonymous,
+}
+
+impl Actor {
+    /// The stored form: `user:ID`, `key:ID`, `cli`, `anonymous`.
+    pub fn as_string(&self) -> String {
+        match self {
+            Self::User(id) => format!("user:{id}"),
+            Self::Key(id) => format!("key:{id}"),
+            Self::Cli => "cli".into(),
+            Self::Anonymous => "anonymous".into(),
+        }
+    }
+}
+
+/// The in-memory queue of events not yet written.
+#[derive(Debug, Default)]
+pub(crate) struct AuditQueue {
+    events: Mutex<Vec<NewAuditEvent>>,
+    dropped: AtomicU64,
+}
+
+impl AuditQueue {
+    fn push(&self, e: NewAuditEvent) {
+        let Ok(mut q) = self.events.lock() else { return };
+        if q.len() >= AUDIT_QUEUE_LIMIT {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        q.push(e);
+    }
+
+    fn take(&self) -> Vec<NewAuditEvent> {
+        self.events.lock().map(|mut q| std::mem::take(&mut *q)).unwrap_or_default()
+    }
+
+    // Puts events back at the front after a failed write, within the limit.
+    fn restore(&self, mut batch: Vec<NewAuditEvent>) {
+        let Ok(mut q) = self.events.lock() else { return };
+        let room = AUDIT_QUEUE_LIMIT.saturating_sub(q.len());
+        if batch.len() > room {
+            self.dropped.fetch_add((batch.len() - room) as u64, Ordering::Relaxed);
+            batch.truncate(room);
+        }
+        batch.append(&mut q);
+        *q = batch;
+    }
+}
+
+/// An event about to be recorded.
+#[derive(Debug)]
+pub struct Audit<'a> {
+    /// What happened, dotted (`login.failed`).
+    pub action: &'a str,
+    /// Who did it.
+    pub actor: Actor,
+    /// Tenant concerned.
+    pub tenant: Option<TenantId>,
+    /// Account concerned.
+    pub user: Option<UserId>,
+    /// Where the request came from (for key and CLI actions: the caller, not the end user).
+    pub client: Option<&'a ClientInfo>,
+    /// More about it; never a secret.
+    pub details: Value,
+}
+
+impl Core {
+    /// Queues a security event.
+    pub fn audit(&self, a: Audit<'_>) {
+        self.audit.push(NewAuditEvent {
+            tenant_id: a.tenant,
+            user_id: a.user,
+            actor: a.actor.as_string(),
+            action: a.action.to_owned(),
+            ip: a.client.and_then(ClientInfo::ip_string),
+            user_agent: a.client.and_then(ClientInfo::user_agent_truncated),
+            details: a.details,
+            at: self.now(),
+        });
+    }
+
+    /// Writes every queued event now (also called periodically and at shutdown).
+    pub async fn flush_audit(&self) -> CoreResult<()> {
+        let dropped = self.audit.dropped.swap(0, Ordering::Relaxed);
+        if dropped > 0 {
+            tracing::error!(dropped, "audit events were dropped: the database could not take them in time");
+        }
+        let batch = self.audit.take();
+        if batch.is_empty() {
+            return Ok(());
+        }
+        if let Err(e) = self.store.insert_audit_events(&batch).await {
+            self.audit.restore(batch);
+            return Err(e.into());
+        }
+        Ok(())
+    }
+
+    /// Recorded events matching a query, newest first (queued events are written first, so a
+    /// reader sees everything that happened before it asked).
+    pub async fn audit_events(&self, mut q: AuditQuery) -> CoreResult<Vec<AuditEvent>> {
+        if q.limit == 0 || q.limit > 1000 {
+            return Err(CoreError::field("limit", "must be between 1 and 1000"));
+        }
+        if let Err(e) = self.flush_audit().await {
+            tracing::warn!(error = %e, "could not write queued audit events");
+        }
+        q.action = q.action.filter(|a| !a.is_empty());
+        Ok(self.store.audit_events(&q).await?)
+    }
+
+    pub(crate) async fn flush_audit_periodically(&self) {
+        let mut tick = tokio::time::interval(AUDIT_FLUSH_INTERVAL);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            if let Err(e) = self.flush_audit().await {
+                tracing::warn!(error = %e, "could not write audit events; will retry");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::Timestamp;
+
+    fn ev(n: i64) -> NewAuditEvent {
+        NewAuditEvent {
+            tenant_id: None,
+            user_id: Some(UserId(n)),
+            actor: "cli".into(),
+            action: "test".into(),
+            ip: None,
+            user_agent: None,
+            details: Value::Null,
+            at: Timestamp::from_unix_micros(0),
+        }
+    }
+
+    #[test]
+    fn the_queue_is_bounded_and_keeps_order_after_a_failed_write() {
+        let q = AuditQueue::default();
+        q.push(ev(1));
+        q.push(ev(2));
+        let batch = q.take();
+        q.push(ev(3));
+        q.restore(batch);
+        let ids: Vec<_> = q.take().into_iter().map(|e| e.user_id.map(|u| u.0)).collect();
+        assert_eq!(ids, [Some(1), Some(2), Some(3)]);
+        for i in 0..AUDIT_QUEUE_LIMIT + 5 {
+            q.push(ev(i as i64));
+        }
+        assert_eq!(q.take().len(), AUDIT_QUEUE_LIMIT);
+        assert_eq!(q.dropped.load(Ordering::Relaxed), 5);
+    }
+}

@@ -1,0 +1,199 @@
+//! Managing tenants (for operators), and finding the tenant a request or a `user@domain`
+//! login is for.
+
+use std::sync::Arc;
+
+use crate::audit::{Actor, Audit};
+use crate::error::{CoreError, CoreResult, FieldErrors};
+use crate::ids::TenantId;
+use crate::model::{Tenant, TenantPolicy};
+use crate::parse::Slug;
+use crate::store::{NewTenant, TenantUpdate};
+use crate::{ClientInfo, Core};
+
+/// A tenant to create.
+#[derive(Clone, Debug, Default)]
+pub struct CreateTenantCommand {
+    /// Unique slug (`/t/{slug}/v1/...`).
+    pub slug: String,
+    /// Display name; the slug when absent.
+    pub name: Option<String>,
+    /// Domains that resolve to it.
+    pub domains: Vec<String>,
+    /// Its overrides of the server policy.
+    pub policy: TenantPolicy,
+}
+
+/// Parses a domain name: lower-cased, without a trailing dot, made of LDH labels.
+pub fn parse_domain(input: &str) -> Result<String, &'static str> {
+    let d = input.trim().trim_end_matches('.').to_ascii_lowercase();
+    let label_ok = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+    };
+    if d.is_empty() || d.len() > 253 || !d.split('.').all(label_ok) {
+        return Err("must be a domain name such as example.com");
+    }
+    Ok(d)
+}
+
+fn parse_name(name: &str) -> Result<String, &'static str> {
+    let n = name.trim();
+    if n.is_empty() || n.chars().count() > 100 || n.chars().any(char::is_control) {
+        return Err("must be 1 to 100 characters");
+    }
+    Ok(n.to_owned())
+}
+
+fn parse_domains(domains: &[String], errors: &mut FieldErrors) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for d in domains {
+        match parse_domain(d) {
+            Ok(d) if !out.contains(&d) => out.push(d),
+            Ok(_) => {}
+            Err(m) => errors.add("domains", m),
+        }
+    }
+    if out.len() > 100 {
+        errors.add("domains", "at most 100 domains");
+    }
+    out.sort();
+    out
+}
+
+impl Core {
+    fn check_tenant_policy(&self, p: &TenantPolicy, errors: &mut FieldErrors) {
+        if let Err(m) = self.config.policy.overlay(p).check() {
+            errors.add("policy", m);
+        }
+    }
+
+    /// Creates a tenant.
+    pub async fn create_tenant(
+        &self,
+        cmd: CreateTenantCommand,
+        actor: Actor,
+        client: &ClientInfo,
+    ) -> CoreResult<Tenant> {
+        let mut errors = FieldErrors::new();
+        let slug = Slug::parse(&cmd.slug).map_err(|m| errors.add("slug", m)).ok();
+        let name = match &cmd.name {
+            Some(n) => parse_name(n).map_err(|m| errors.add("name", m)).ok(),
+            None => slug.as_ref().map(|s| s.as_str().to_owned()),
+        };
+        let domains = parse_domains(&cmd.domains, &mut errors);
+        self.check_tenant_policy(&cmd.policy, &mut errors);
+        errors.into_result()?;
+        let (Some(slug), Some(name)) = (slug, name) else { return Err(CoreError::Internal("unreachable".into())) };
+        let t = NewTenant { slug: slug.as_str().to_owned(), name, domains, policy: cmd.policy, now: self.now() };
+        let tenant = self.store.insert_tenant(&t).await?;
+        self.domains.invalidate_all();
+        self.audit(Audit {
+            action: "tenant.created",
+            actor,
+            tenant: Some(tenant.id),
+            user: None,
+            client: Some(client),
+            details: serde_json::json!({"slug": tenant.slug}),
+        });
+        Ok(tenant)
+    }
+
+    /// Every tenant, disabled ones included.
+    pub async fn list_tenants(&self) -> CoreResult<Vec<Tenant>> {
+        Ok(self.store.tenants().await?)
+    }
+
+    /// The tenant with this slug, disabled or not (for operators).
+    pub async fn find_tenant(&self, slug: &str) -> CoreResult<Tenant> {
+        self.store.tenant_by_slug(slug).await?.ok_or(CoreError::NotFound)
+    }
+
+    /// Changes a tenant. The default tenant cannot be disabled.
+    pub async fn update_tenant(
+        &self,
+        id: TenantId,
+        update: TenantUpdate,
+        actor: Actor,
+        client: &ClientInfo,
+    ) -> CoreResult<Tenant> {
+        let mut errors = FieldErrors::new();
+        let name = update.name.as_deref().map(parse_name).transpose().map_err(|m| errors.add("name", m)).ok().flatten();
+        let domains = update.domains.as_ref().map(|d| parse_domains(d, &mut errors));
+        if let Some(p) = &update.policy {
+            self.check_tenant_policy(p, &mut errors);
+        }
+        if id == TenantId::DEFAULT && update.disabled == Some(true) {
+            errors.add("disabled", "the default tenant cannot be disabled");
+        }
+        errors.into_result()?;
+        let u = TenantUpdate { name, domains, policy: update.policy, disabled: update.disabled };
+        let tenant = self.store.update_tenant(id, &u, self.now()).await?.ok_or(CoreError::NotFound)?;
+        self.forget_tenant(id);
+        self.domains.invalidate_all();
+        let action = match u.disabled {
+            Some(true) => "tenant.disabled",
+            Some(false) => "tenant.enabled",
+            None => "tenant.updated",
+        };
+        self.audit(Audit {
+            action,
+            actor,
+            tenant: Some(id),
+            user: None,
+            client: Some(client),
+            details: serde_json::json!({"slug": tenant.slug}),
+        });
+        Ok(tenant)
+    }
+
+    /// The enabled tenant a domain belongs to (a request's `Host`, the domain of a
+    /// `user@domain` login). Cached for [`crate::TENANT_CACHE_TTL`], unknown domains too.
+    pub async fn tenant_for_domain(&self, domain: &str) -> CoreResult<Option<TenantId>> {
+        let Ok(domain) = parse_domain(domain) else { return Ok(None) };
+        let id = match self.domains.get(&domain) {
+            Some(id) => id,
+            None => {
+                let id = self.store.tenant_by_domain(&domain).await?.map(|t| t.id);
+                self.domains.insert(domain, id);
+                id
+            }
+        };
+        match id {
+            Some(id) => match self.tenant_policy(id).await {
+                Ok(_) => Ok(Some(id)),
+                Err(CoreError::NotFound) => Ok(None),
+                Err(e) => Err(e),
+            },
+            None => Ok(None),
+        }
+    }
+
+    /// The enabled tenant with this slug, from the cache when possible (for request routing).
+    pub async fn tenant_id_for_slug(&self, slug: &str) -> CoreResult<TenantId> {
+        if let Some(id) = self.slugs.get(slug) {
+            return self.tenant_policy(id).await.map(|(t, _)| t.id);
+        }
+        let t = self.tenant_by_slug(slug).await?;
+        self.slugs.insert(slug.to_owned(), t.id);
+        self.tenants.insert(t.id, Arc::new(t.clone()));
+        Ok(t.id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn domains_are_normalised_and_checked() {
+        assert_eq!(parse_domain(" Chat.Example.COM. "), Ok("chat.example.com".to_owned()));
+        assert!(parse_domain("exa mple.com").is_err());
+        assert!(parse_domain("-bad.example").is_err());
+        assert!(parse_domain("").is_err());
+        assert!(parse_domain("a..b").is_err());
+    }
+}

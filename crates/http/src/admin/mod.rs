@@ -1,0 +1,331 @@
+//! The admin API (`/v1/admin`, and per tenant `/t/{tenant}/v1/admin`), for servers holding an
+//! API key. Each handler names the scope it needs, checks it against the key and the request's
+//! tenant, calls one core operation and maps the answer. A key of another tenant is refused
+//! like an unknown key (401); a key without the scope gets 403.
+
+mod manage;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use portcullis_core::admin::{AdminUserInput, ListUsers};
+use portcullis_core::model::{Scope, UserStatus};
+use portcullis_core::parse::LoginKey;
+use portcullis_core::{CoreError, FieldErrors, Timestamp, UserId};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::AppState;
+use crate::error::{ApiError, ErrorBody};
+use crate::extract::{JsonBody, KeyAuth, QueryParams};
+use crate::native::dto::{MeResponse, user_json};
+
+/// The admin routes, relative to `/v1/admin`.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_users, create_user))
+        .routes(routes!(user_exists))
+        .routes(routes!(get_user, update_user, delete_user))
+        .routes(routes!(disable_user))
+        .routes(routes!(enable_user))
+        .routes(routes!(end_user_sessions))
+        .routes(routes!(issue_login_token))
+        .merge(manage::routes())
+}
+
+/// Parses a path id; anything else is a 404 (the resource cannot exist).
+pub(crate) fn path_id(raw: &str) -> Result<i64, ApiError> {
+    raw.parse::<i64>().ok().filter(|i| *i > 0).ok_or_else(ApiError::not_found)
+}
+
+/// Parses an RFC 3339 time parameter.
+pub(crate) fn time_param(name: &str, raw: Option<&str>, errors: &mut FieldErrors) -> Option<Timestamp> {
+    let raw = raw?.trim();
+    match time::OffsetDateTime::parse(raw, &time::format_description::well_known::Rfc3339) {
+        Ok(t) => Some(Timestamp::from_unix_micros((t.unix_timestamp_nanos() / 1000) as i64)),
+        Err(_) => {
+            errors.add(name, "must be an RFC 3339 time, e.g. 2026-01-31T12:00:00Z");
+            None
+        }
+    }
+}
+
+/// Parses a positive integer parameter.
+pub(crate) fn int_param(name: &str, raw: Option<&str>, errors: &mut FieldErrors) -> Option<i64> {
+    let raw = raw?.trim();
+    match raw.parse::<i64>() {
+        Ok(v) if v > 0 => Some(v),
+        _ => {
+            errors.add(name, "must be a positive whole number");
+            None
+        }
+    }
+}
+
+/// Query of `GET /v1/admin/users`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ListUsersParams {
+    /// Text the username, e-mail, phone or a name contains (case-insensitive).
+    q: Option<String>,
+    /// `active`, `pending` or `disabled`.
+    status: Option<String>,
+    /// Only holders of this role (by name).
+    role: Option<String>,
+    /// Created at or after (RFC 3339).
+    created_after: Option<String>,
+    /// Created before (RFC 3339).
+    created_before: Option<String>,
+    /// The `next` value of the previous page.
+    after: Option<String>,
+    /// Page size, 1 to 1000 (default 50).
+    limit: Option<String>,
+}
+
+/// A page of users.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UsersPage {
+    /// The users, by id.
+    #[schema(value_type = Vec<crate::native::dto::UserBody>)]
+    users: Vec<Value>,
+    /// Pass as `after` for the next page; absent on the last page.
+    next: Option<i64>,
+}
+
+/// List and search users.
+#[utoipa::path(
+    get, path = "/users", tag = "admin", params(ListUsersParams),
+    responses((status = 200, body = UsersPage), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)),
+    security(("api_key" = []))
+)]
+async fn list_users(
+    State(st): State<AppState>,
+    key: KeyAuth,
+    QueryParams(p): QueryParams<ListUsersParams>,
+) -> Result<Json<UsersPage>, ApiError> {
+    key.require(Scope::UsersRead)?;
+    let mut errors = FieldErrors::new();
+    let status = p.status.as_deref().and_then(|s| {
+        let st = UserStatus::parse(s);
+        if st.is_none() {
+            errors.add("status", "must be active, pending or disabled");
+        }
+        st
+    });
+    let created_after = time_param("created_after", p.created_after.as_deref(), &mut errors);
+    let created_before = time_param("created_before", p.created_before.as_deref(), &mut errors);
+    let after = int_param("after", p.after.as_deref(), &mut errors).map(UserId);
+    let limit = int_param("limit", p.limit.as_deref(), &mut errors).unwrap_or(50);
+    errors.into_result()?;
+    let limit = u32::try_from(limit).unwrap_or(u32::MAX);
+    let f = ListUsers { search: p.q, status, role: p.role, created_after, created_before, after, limit };
+    let users = st.core.admin_list_users(key.tenant, f).await?;
+    let next = if users.len() == limit as usize { users.last().map(|u| u.id.0) } else { None };
+    Ok(Json(UsersPage { users: users.iter().map(user_json).collect(), next }))
+}
+
+/// Create a user with any profile field, roles (by name), attributes, `status`,
+/// `email_verified` and an optional `password`, validated as sign-up validates.
+#[utoipa::path(
+    post, path = "/users", tag = "admin",
+    request_body(content = Object, description = "Fields as in sign-up, plus roles, status, email_verified"),
+    responses((status = 201, body = MeResponse), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)),
+    security(("api_key" = []))
+)]
+async fn create_user(
+    State(st): State<AppState>,
+    key: KeyAuth,
+    JsonBody(fields): JsonBody<Map<String, Value>>,
+) -> Result<Response, ApiError> {
+    key.require(Scope::UsersManage)?;
+    let input = AdminUserInput::from_json(fields)?;
+    let user = st.core.admin_create_user(key.tenant, input, key.actor(), &key.client).await?;
+    Ok((StatusCode::CREATED, Json(MeResponse { user: user_json(&user) })).into_response())
+}
+
+/// Query of `GET /v1/admin/users/exists`: exactly one of them.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ExistsParams {
+    /// Username.
+    username: Option<String>,
+    /// E-mail address.
+    email: Option<String>,
+    /// Phone number.
+    phone: Option<String>,
+    /// Any of them, as a log-in would match it.
+    login: Option<String>,
+}
+
+/// Whether an identifier is taken.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ExistsResponse {
+    /// Whether a user of this tenant has it.
+    exists: bool,
+}
+
+/// Check whether a username, e-mail address or phone number is taken.
+#[utoipa::path(
+    get, path = "/users/exists", tag = "admin", params(ExistsParams),
+    responses((status = 200, body = ExistsResponse), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)),
+    security(("api_key" = []))
+)]
+async fn user_exists(
+    State(st): State<AppState>,
+    key: KeyAuth,
+    QueryParams(p): QueryParams<ExistsParams>,
+) -> Result<Json<ExistsResponse>, ApiError> {
+    key.require(Scope::UsersRead)?;
+    let given: Vec<(&str, &str)> =
+        [("login", &p.login), ("username", &p.username), ("email", &p.email), ("phone", &p.phone)]
+            .into_iter()
+            .filter_map(|(k, v)| v.as_deref().filter(|v| !v.trim().is_empty()).map(|v| (k, v)))
+            .collect();
+    let key_ = match given.as_slice() {
+        [("login", v)] => LoginKey::from_login(v),
+        [("username", v)] => LoginKey::username(v),
+        [("email", v)] => LoginKey::email(v),
+        [("phone", v)] => LoginKey::phone(v),
+        _ => return Err(CoreError::field("username", "give exactly one of username, email, phone, login").into()),
+    };
+    let exists = st.core.identifier_exists(key.tenant, &key_).await?;
+    Ok(Json(ExistsResponse { exists }))
+}
+
+/// Read a user.
+#[utoipa::path(
+    get, path = "/users/{id}", tag = "admin", params(("id" = i64, Path)),
+    responses((status = 200, body = MeResponse), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("api_key" = []))
+)]
+async fn get_user(
+    State(st): State<AppState>,
+    key: KeyAuth,
+    Path(id): Path<String>,
+) -> Result<Json<MeResponse>, ApiError> {
+    key.require(Scope::UsersRead)?;
+    let user = st.core.admin_user(key.tenant, UserId(path_id(&id)?)).await?;
+    Ok(Json(MeResponse { user: user_json(&user) }))
+}
+
+/// Change a user: any profile field, identifiers, attributes, `roles` (replaces them),
+/// `status`, `email_verified`, `password` (ends every session of the user).
+#[utoipa::path(
+    patch, path = "/users/{id}", tag = "admin", params(("id" = i64, Path)),
+    request_body(content = Object, description = "Any subset of the user's fields; null clears a field"),
+    responses((status = 200, body = MeResponse), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)),
+    security(("api_key" = []))
+)]
+async fn update_user(
+    State(st): State<AppState>,
+    key: KeyAuth,
+    Path(id): Path<String>,
+    JsonBody(fields): JsonBody<Map<String, Value>>,
+) -> Result<Json<MeResponse>, ApiError> {
+    key.require(Scope::UsersManage)?;
+    let id = UserId(path_id(&id)?);
+    let input = AdminUserInput::from_json(fields)?;
+    let user = st.core.admin_update_user(key.tenant, id, input, key.actor(), &key.client).await?;
+    Ok(Json(MeResponse { user: user_json(&user) }))
+}
+
+/// Delete a user with everything they own; their sessions end.
+#[utoipa::path(
+    delete, path = "/users/{id}", tag = "admin", params(("id" = i64, Path)),
+    responses((status = 204, description = "Deleted"), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("api_key" = []))
+)]
+async fn delete_user(State(st): State<AppState>, key: KeyAuth, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+    key.require(Scope::UsersManage)?;
+    st.core.admin_delete_user(key.tenant, UserId(path_id(&id)?), key.actor(), &key.client).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Disable a user: they cannot log in, and every session of theirs ends.
+#[utoipa::path(
+    post, path = "/users/{id}/disable", tag = "admin", params(("id" = i64, Path)),
+    responses((status = 200, body = MeResponse), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("api_key" = []))
+)]
+async fn disable_user(
+    State(st): State<AppState>,
+    key: KeyAuth,
+    Path(id): Path<String>,
+) -> Result<Json<MeResponse>, ApiError> {
+    key.require(Scope::UsersManage)?;
+    let user = st.core.admin_set_disabled(key.tenant, UserId(path_id(&id)?), true, key.actor(), &key.client).await?;
+    Ok(Json(MeResponse { user: user_json(&user) }))
+}
+
+/// Enable a disabled user.
+#[utoipa::path(
+    post, path = "/users/{id}/enable", tag = "admin", params(("id" = i64, Path)),
+    responses((status = 200, body = MeResponse), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("api_key" = []))
+)]
+async fn enable_user(
+    State(st): State<AppState>,
+    key: KeyAuth,
+    Path(id): Path<String>,
+) -> Result<Json<MeResponse>, ApiError> {
+    key.require(Scope::UsersManage)?;
+    let user = st.core.admin_set_disabled(key.tenant, UserId(path_id(&id)?), false, key.actor(), &key.client).await?;
+    Ok(Json(MeResponse { user: user_json(&user) }))
+}
+
+/// How many sessions ended.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SessionsEnded {
+    /// The count.
+    sessions_ended: u64,
+}
+
+/// End every session of a user.
+#[utoipa::path(
+    delete, path = "/users/{id}/sessions", tag = "admin", params(("id" = i64, Path)),
+    responses((status = 200, body = SessionsEnded), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("api_key" = []))
+)]
+async fn end_user_sessions(
+    State(st): State<AppState>,
+    key: KeyAuth,
+    Path(id): Path<String>,
+) -> Result<Json<SessionsEnded>, ApiError> {
+    key.require(Scope::UsersManage)?;
+    let n = st.core.admin_end_sessions(key.tenant, UserId(path_id(&id)?), key.actor(), &key.client).await?;
+    Ok(Json(SessionsEnded { sessions_ended: n }))
+}
+
+/// A one-time log-in token, shown once.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LoginTokenResponse {
+    /// The token (`pcl_...`): exchange it with `POST /v1/login/token` (per tenant:
+    /// `/t/{tenant}/v1/login/token`) within ten minutes; it works once.
+    token: String,
+    /// When it stops working.
+    #[schema(value_type = String, format = DateTime)]
+    expires_at: Timestamp,
+}
+
+/// Issue a one-time log-in token for a user (random, single-use, valid ten minutes).
+#[utoipa::path(
+    post, path = "/users/{id}/login-token", tag = "admin", params(("id" = i64, Path)),
+    responses((status = 201, body = LoginTokenResponse), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("api_key" = []))
+)]
+async fn issue_login_token(
+    State(st): State<AppState>,
+    key: KeyAuth,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    key.require(Scope::UsersManage)?;
+    let t = st.core.issue_login_token(key.tenant, UserId(path_id(&id)?), key.actor(), &key.client).await?;
+    let body = LoginTokenResponse { token: t.token.expose().to_owned(), expires_at: t.expires_at };
+    Ok((StatusCode::CREATED, Json(body)).into_response())
+}
