@@ -21,7 +21,7 @@ use portcullis_core::ids::{TenantId, UserId};
 use portcullis_core::profile::TextField;
 use portcullis_core::store::{ImportOutcome, NewUser, StoreError, StoreResult};
 use sqlx::types::Json;
-use sqlx::{PgConnection, Postgres, Row};
+use sqlx::{PgConnection, Postgres, Row as _};
 use time::OffsetDateTime;
 
 use crate::{PostgresStore, map_err, odt};
@@ -29,6 +29,14 @@ use crate::{PostgresStore, map_err, odt};
 /// How many times rows are tried again whose insert met a taken identifier that was gone by
 /// the time it was looked up (its holder deleted or renamed concurrently).
 const IMPORT_ROUNDS: usize = 3;
+
+/// A row of a batch: where it is in the batch, the user, and the id drawn for it.
+#[derive(Clone, Copy)]
+struct BatchRow<'a> {
+    at: usize,
+    user: &'a NewUser,
+    id: i64,
+}
 
 impl PostgresStore {
     pub(crate) async fn import_user_rows(&self, users: &[NewUser]) -> StoreResult<Vec<ImportOutcome>> {
@@ -38,26 +46,32 @@ impl PostgresStore {
         // An error returns early and drops the transaction, which rolls the batch back.
         let mut tx = self.pool.begin().await.map_err(map_err)?;
         let ids = reserve_user_ids(&mut tx, users.len()).await?;
+        let mut pending: Vec<BatchRow<'_>> =
+            users.iter().zip(ids).enumerate().map(|(at, (user, id))| BatchRow { at, user, id }).collect();
         let mut outcomes: Vec<Option<ImportOutcome>> = vec![None; users.len()];
-        let mut pending: Vec<usize> = (0..users.len()).collect();
+        let mut set = |at: usize, outcome: ImportOutcome| {
+            if let Some(slot) = outcomes.get_mut(at) {
+                *slot = Some(outcome);
+            }
+        };
         for _ in 0..IMPORT_ROUNDS {
             if pending.is_empty() {
                 break;
             }
-            let created = insert_users(&mut tx, users, &ids, &pending).await?;
-            let (made, skipped): (Vec<usize>, Vec<usize>) =
-                pending.iter().partition(|&&i| ids.get(i).is_some_and(|id| created.contains(id)));
-            insert_attribute_values(&mut tx, users, &ids, &made).await?;
-            grant_roles(&mut tx, users, &ids, &made).await?;
-            for &i in &made {
-                outcomes[i] = ids.get(i).map(|&id| ImportOutcome::Created(UserId(id)));
+            let created = insert_users(&mut tx, &pending).await?;
+            let (made, skipped): (Vec<BatchRow<'_>>, Vec<BatchRow<'_>>) =
+                pending.iter().partition(|r| created.contains(&r.id));
+            insert_attribute_values(&mut tx, &made).await?;
+            grant_roles(&mut tx, &made).await?;
+            for r in &made {
+                set(r.at, ImportOutcome::Created(UserId(r.id)));
             }
-            let taken = taken_fields(&mut tx, users, &ids, &skipped, &created).await?;
+            let taken = taken_fields(&mut tx, &skipped, &created).await?;
             pending = Vec::new();
-            for (i, field) in skipped.into_iter().zip(taken) {
+            for (r, field) in skipped.into_iter().zip(taken) {
                 match field {
-                    Some(field) => outcomes[i] = Some(ImportOutcome::Taken(field)),
-                    None => pending.push(i),
+                    Some(field) => set(r.at, ImportOutcome::Taken(field)),
+                    None => pending.push(r),
                 }
             }
         }
@@ -155,45 +169,43 @@ async fn reserve_user_ids(conn: &mut PgConnection, n: usize) -> StoreResult<Vec<
     Ok(ids)
 }
 
-/// One value per row of `rows`.
-fn column<'a, T>(users: &'a [NewUser], rows: &[usize], f: impl Fn(&'a NewUser) -> T) -> Vec<T> {
-    rows.iter().filter_map(|&i| users.get(i)).map(f).collect()
+/// One value per row.
+fn column<'a, T>(rows: &[BatchRow<'a>], f: impl Fn(&'a NewUser) -> T) -> Vec<T> {
+    rows.iter().map(|r| f(r.user)).collect()
 }
 
-/// Inserts the users at `rows` (indexes into `users` and `ids`) whose identifiers are free;
-/// returns the ids of those inserted.
-async fn insert_users(
-    conn: &mut PgConnection,
-    users: &[NewUser],
-    ids: &[i64],
-    rows: &[usize],
-) -> StoreResult<HashSet<i64>> {
+fn ids(rows: &[BatchRow<'_>]) -> Vec<i64> {
+    rows.iter().map(|r| r.id).collect()
+}
+
+/// Inserts the rows whose identifiers are free; returns the ids of those inserted.
+async fn insert_users(conn: &mut PgConnection, rows: &[BatchRow<'_>]) -> StoreResult<HashSet<i64>> {
     let now = |u: &NewUser| odt(u.now);
     let mut q = sqlx::query::<Postgres>(BULK_INSERT.as_str());
     for (name, _) in INSERT_COLUMNS {
         q = match name {
-            "id" => q.bind(rows.iter().filter_map(|&i| ids.get(i).copied()).collect::<Vec<i64>>()),
-            "tenant_id" => q.bind(column(users, rows, |u| u.tenant_id.0)),
-            "username" => q.bind(column(users, rows, |u| u.username.as_ref().map(|x| x.as_str()))),
-            "username_norm" => q.bind(column(users, rows, |u| u.username.as_ref().map(|x| x.normalized()))),
-            "email" => q.bind(column(users, rows, |u| u.email.as_ref().map(|x| x.as_str()))),
-            "email_norm" => q.bind(column(users, rows, |u| u.email.as_ref().map(|x| x.normalized()))),
-            "email_verified_at" => q.bind(column(users, rows, |u| u.email_verified_at.map(odt))),
-            "phone" => q.bind(column(users, rows, |u| u.phone.as_ref().map(|x| x.as_str()))),
-            "phone_norm" => q.bind(column(users, rows, |u| u.phone.as_ref().map(|x| x.normalized()))),
-            "password_hash" => q.bind(column(users, rows, |u| u.password_hash.as_deref())),
-            "status" => q.bind(column(users, rows, |u| u.status.as_str())),
-            "birth_date" => q.bind(column(users, rows, |u| u.profile.birth_date)),
-            "newsletter" => q.bind(column(users, rows, |u| u.profile.newsletter)),
-            "meta" => q.bind(column(users, rows, |u| Json(&u.profile.meta))),
-            "created_at" | "updated_at" => q.bind(column(users, rows, now)),
+            "id" => q.bind(ids(rows)),
+            "tenant_id" => q.bind(column(rows, |u| u.tenant_id.0)),
+            "username" => q.bind(column(rows, |u| u.username.as_ref().map(|x| x.as_str()))),
+            "username_norm" => q.bind(column(rows, |u| u.username.as_ref().map(|x| x.normalized()))),
+            "email" => q.bind(column(rows, |u| u.email.as_ref().map(|x| x.as_str()))),
+            "email_norm" => q.bind(column(rows, |u| u.email.as_ref().map(|x| x.normalized()))),
+            "email_verified_at" => q.bind(column(rows, |u| u.email_verified_at.map(odt))),
+            "phone" => q.bind(column(rows, |u| u.phone.as_ref().map(|x| x.as_str()))),
+            "phone_norm" => q.bind(column(rows, |u| u.phone.as_ref().map(|x| x.normalized()))),
+            "password_hash" => q.bind(column(rows, |u| u.password_hash.as_deref())),
+            "status" => q.bind(column(rows, |u| u.status.as_str())),
+            "birth_date" => q.bind(column(rows, |u| u.profile.birth_date)),
+            "newsletter" => q.bind(column(rows, |u| u.profile.newsletter)),
+            "meta" => q.bind(column(rows, |u| Json(&u.profile.meta))),
+            "created_at" | "updated_at" => q.bind(column(rows, now)),
             // As a single insert does: a password set now was changed now.
-            "password_changed_at" => q.bind(column(users, rows, |u| u.password_hash.as_ref().map(|_| now(u)))),
+            "password_changed_at" => q.bind(column(rows, |u| u.password_hash.as_ref().map(|_| now(u)))),
             other => return Err(StoreError::Corrupt(format!("no value for column {other}"))),
         };
     }
     for f in TextField::ALL {
-        q = q.bind(column(users, rows, |u| u.profile.text(*f)));
+        q = q.bind(column(rows, |u| u.profile.text(*f)));
     }
     let created: Vec<i64> = q
         .fetch_all(&mut *conn)
@@ -226,25 +238,23 @@ static TAKEN: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
-/// For each row at `rows` that was not inserted, which identifier is taken (`None` if none
-/// is any more). Rows inserted by this round (`created`) after the row are ignored: the row
-/// went before them.
+/// For each row that was not inserted, which identifier is taken (`None` if none is any more).
+/// Rows that this round inserted (`created`) after the row are ignored: the row went in before
+/// them, so they were not what stopped it.
 async fn taken_fields(
     conn: &mut PgConnection,
-    users: &[NewUser],
-    ids: &[i64],
-    rows: &[usize],
+    rows: &[BatchRow<'_>],
     created: &HashSet<i64>,
 ) -> StoreResult<Vec<Option<UniqueField>>> {
     if rows.is_empty() {
         return Ok(Vec::new());
     }
     let found: Vec<Option<String>> = sqlx::query_scalar(TAKEN.as_str())
-        .bind(rows.iter().filter_map(|&i| ids.get(i).copied()).collect::<Vec<i64>>())
-        .bind(column(users, rows, |u| u.tenant_id.0))
-        .bind(column(users, rows, |u| u.username.as_ref().map(|x| x.normalized())))
-        .bind(column(users, rows, |u| u.email.as_ref().map(|x| x.normalized())))
-        .bind(column(users, rows, |u| u.phone.as_ref().map(|x| x.normalized())))
+        .bind(ids(rows))
+        .bind(column(rows, |u| u.tenant_id.0))
+        .bind(column(rows, |u| u.username.as_ref().map(|x| x.normalized())))
+        .bind(column(rows, |u| u.email.as_ref().map(|x| x.normalized())))
+        .bind(column(rows, |u| u.phone.as_ref().map(|x| x.normalized())))
         .bind(created.iter().copied().collect::<Vec<i64>>())
         .fetch_all(&mut *conn)
         .await
@@ -260,16 +270,11 @@ async fn taken_fields(
         .collect())
 }
 
-/// Inserts the attribute values of the new users at `rows`. Only definitions of the user's
-/// tenant match, so one of another tenant is refused rather than attached.
-async fn insert_attribute_values(
-    conn: &mut PgConnection,
-    users: &[NewUser],
-    ids: &[i64],
-    rows: &[usize],
-) -> StoreResult<()> {
+/// Inserts the attribute values of the new users. Only definitions of the user's tenant match,
+/// so one of another tenant is refused rather than attached.
+async fn insert_attribute_values(conn: &mut PgConnection, rows: &[BatchRow<'_>]) -> StoreResult<()> {
     let (mut user_ids, mut tenants, mut attrs, mut values, mut ats) = (vec![], vec![], vec![], vec![], vec![]);
-    for (&id, u) in rows.iter().filter_map(|&i| Some((ids.get(i)?, users.get(i)?))) {
+    for &BatchRow { user: u, id, .. } in rows {
         for (attr, value) in &u.attributes {
             user_ids.push(id);
             tenants.push(u.tenant_id.0);
@@ -302,12 +307,12 @@ async fn insert_attribute_values(
     Ok(())
 }
 
-/// Grants the roles of the new users at `rows`. As for a single insert, a role of another
-/// tenant matches no row and is refused rather than silently granted.
-async fn grant_roles(conn: &mut PgConnection, users: &[NewUser], ids: &[i64], rows: &[usize]) -> StoreResult<()> {
+/// Grants the roles of the new users. As for a single insert, a role of another tenant matches
+/// no row and is refused rather than silently granted.
+async fn grant_roles(conn: &mut PgConnection, rows: &[BatchRow<'_>]) -> StoreResult<()> {
     let (mut user_ids, mut tenants, mut roles, mut ats): (Vec<i64>, Vec<i64>, Vec<i64>, Vec<OffsetDateTime>) =
         (vec![], vec![], vec![], vec![]);
-    for (&id, u) in rows.iter().filter_map(|&i| Some((ids.get(i)?, users.get(i)?))) {
+    for &BatchRow { user: u, id, .. } in rows {
         let mut granted: Vec<i64> = u.roles.iter().map(|r| r.0).collect();
         granted.sort_unstable();
         granted.dedup();

@@ -11,8 +11,6 @@ mod audit;
 mod import;
 mod one_time_tokens;
 mod rows;
-#[cfg(test)]
-mod scratch_tests;
 mod sessions;
 mod tenants;
 pub mod testing;

@@ -34,18 +34,18 @@ async fn store() -> (PostgresStore, String, TestDatabase) {
 }
 
 mod postgres_only {
-    //! What only PostgreSQL can get wrong: row locks under real concurrency, and values it
-    //! refuses to store.
+    //! What only PostgreSQL can get wrong: row locks under real concurrency, values it refuses
+    //! to store, and its set-wise import.
 
     use std::time::Duration;
 
     use portcullis_core::clock::{Clock as _, SystemClock};
     use portcullis_core::ids::TenantId;
-    use portcullis_core::model::UserStatus;
-    use portcullis_core::parse::Username;
-    use portcullis_core::profile::Profile;
+    use portcullis_core::model::{User, UserStatus};
+    use portcullis_core::parse::{Email, Phone, Username};
+    use portcullis_core::profile::{Profile, TextField};
     use portcullis_core::secret::Token;
-    use portcullis_core::store::{NewSession, NewUser, Store, StoreError};
+    use portcullis_core::store::{ImportOutcome, NewSession, NewTenant, NewUser, Store, StoreError};
     use sqlx::Connection;
 
     fn new_user(name: &str) -> NewUser {
@@ -121,6 +121,87 @@ mod postgres_only {
         for o in opening {
             assert!(o.await.unwrap().unwrap().is_some(), "every log-in opens its session");
         }
+    }
+
+    fn with_ids(username: &str, email: Option<&str>) -> NewUser {
+        let mut u = new_user(username);
+        u.email = email.map(|e| Email::parse(e).unwrap());
+        u
+    }
+
+    fn outcomes(out: &[ImportOutcome]) -> Vec<&'static str> {
+        out.iter()
+            .map(|o| match o {
+                ImportOutcome::Created(_) => "created",
+                ImportOutcome::Taken(f) => f.as_str(),
+            })
+            .collect()
+    }
+
+    // Imports insert a whole batch in one statement, then work out why rows were refused: a row
+    // must be refused for what stood in its way when it went in, not for what later rows took.
+    #[tokio::test]
+    async fn an_import_refuses_a_row_for_what_was_in_its_way_not_for_what_later_rows_took() {
+        let (store, _url, _db) = super::store().await;
+        store.insert_user(&with_ids("holder", Some("taken@example.com"))).await.unwrap();
+        let mut phone_only = new_user("unused");
+        phone_only.username = None;
+        phone_only.phone = Some(Phone::parse("+15550100").unwrap());
+        let mut nothing = new_user("unused");
+        nothing.username = None;
+        let batch = vec![
+            with_ids("first", Some("taken@example.com")),
+            with_ids("first", Some("first@example.com")),
+            with_ids("second", Some("FIRST@example.com")),
+            with_ids("second", None),
+            phone_only.clone(),
+            phone_only,
+            nothing.clone(),
+            nothing,
+            with_ids("HOLDER", None),
+        ];
+        let out = store.import_users(&batch).await.unwrap();
+        assert_eq!(
+            outcomes(&out),
+            ["email", "created", "email", "created", "created", "phone", "created", "created", "username"]
+        );
+        let ids: Vec<_> =
+            out.iter().filter_map(|o| if let ImportOutcome::Created(id) = o { Some(id.0) } else { None }).collect();
+        assert!(ids.windows(2).all(|w| w[0] < w[1]), "ids follow the batch order");
+    }
+
+    // The import has its own column list; it must store everything a single insert does.
+    #[tokio::test]
+    async fn an_imported_user_reads_back_like_an_inserted_one() {
+        let (store, _url, _db) = super::store().await;
+        let mut inserted = with_ids("inserted", Some("inserted@example.com"));
+        inserted.status = UserStatus::Pending;
+        inserted.email_verified_at = Some(SystemClock.now());
+        inserted.phone = Some(Phone::parse("+15550100").unwrap());
+        for (i, f) in TextField::ALL.iter().enumerate() {
+            inserted.profile.set_text(*f, Some(format!("text {i}")));
+        }
+        inserted.profile.birth_date = Some(time::macros::date!(1990 - 01 - 02));
+        inserted.profile.newsletter = true;
+        inserted.profile.meta = serde_json::from_value(serde_json::json!({"k": [1, 2]})).unwrap();
+        let mut imported = inserted.clone();
+        imported.tenant_id = store
+            .insert_tenant(&NewTenant {
+                slug: "other".into(),
+                name: "other".into(),
+                domains: vec![],
+                policy: Default::default(),
+                now: SystemClock.now(),
+            })
+            .await
+            .unwrap()
+            .id;
+        let a = store.insert_user(&inserted).await.unwrap();
+        let out = store.import_users(std::slice::from_ref(&imported)).await.unwrap();
+        let [ImportOutcome::Created(id)] = out[..] else { panic!("{out:?}") };
+        let b = store.user_with_secret_by_id(imported.tenant_id, id).await.unwrap().unwrap();
+        assert_eq!(b.password_hash, inserted.password_hash);
+        assert_eq!(User { id: a.id, tenant_id: a.tenant_id, ..b.user }, a);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
