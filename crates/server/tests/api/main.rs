@@ -5,7 +5,9 @@
 
 mod support;
 
+mod admin;
 mod cli;
+mod credentials;
 mod errors;
 mod invariants;
 mod login;
@@ -13,3 +15,4 @@ mod me;
 mod ops;
 mod sessions;
 mod signup;
+mod tenants;

@@ -215,3 +215,50 @@ pub async fn assert_error(res: Response, status: StatusCode, code: &str) -> Valu
     assert!(body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "{body}");
     body
 }
+
+/// Issues an API key through the core, as the CLI does; returns the secret.
+pub async fn api_key(app: &TestApp, tenant: Option<portcullis_core::TenantId>, scopes: &[&str]) -> String {
+    use portcullis_core::model::Scope;
+    let cmd = portcullis_core::keys::CreateApiKeyCommand {
+        tenant,
+        name: format!("test key {}", scopes.join(" ")),
+        scopes: scopes.iter().map(|s| Scope::parse(s).unwrap()).collect(),
+        expires_at: None,
+    };
+    let issued = app
+        .core
+        .create_api_key(cmd, portcullis_core::audit::Actor::Cli, &portcullis_core::ClientInfo::default())
+        .await
+        .unwrap();
+    issued.key.expose().to_owned()
+}
+
+/// Creates a tenant through the core; returns its id.
+pub async fn tenant(app: &TestApp, slug: &str, domains: &[&str]) -> portcullis_core::TenantId {
+    let cmd = portcullis_core::tenants::CreateTenantCommand {
+        slug: slug.into(),
+        name: None,
+        domains: domains.iter().map(|d| (*d).to_owned()).collect(),
+        policy: Default::default(),
+    };
+    app.core
+        .create_tenant(cmd, portcullis_core::audit::Actor::Cli, &portcullis_core::ClientInfo::default())
+        .await
+        .unwrap()
+        .id
+}
+
+impl TestApp {
+    /// Sends a request with a JSON body (or none) and a bearer credential; returns status and JSON.
+    pub async fn send(&self, method: Method, path: &str, bearer: &str, body: Option<Value>) -> (StatusCode, Value) {
+        let res = self.call(method, path, Some(bearer), body).await;
+        let status = res.status();
+        let text = res.text().await.unwrap();
+        let json = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"))
+        };
+        (status, json)
+    }
+}
