@@ -300,6 +300,9 @@ impl Core {
                 details: json!({"sessions_ended": true}),
             });
         }
+        if update.is_empty() {
+            return Ok(user);
+        }
         let changed: Vec<&String> = input.fields.keys().collect();
         self.audit(Audit {
             action: match update.status {

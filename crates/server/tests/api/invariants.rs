@@ -191,11 +191,26 @@ async fn no_secret_is_stored_in_clear(b: Backend) {
         .await;
     assert_eq!(res.status(), StatusCode::NO_CONTENT);
     app.call(reqwest::Method::POST, "/v1/logout", Some(&token2), None).await;
+    // API keys, one-time log-in tokens and the audit log of all of it.
+    let key = crate::support::api_key(&app, Some(portcullis_core::TenantId::DEFAULT), &["tenant:admin"]).await;
+    let (_, me) = app.send(reqwest::Method::GET, "/v1/me", &token, None).await;
+    let path = format!("/v1/admin/users/{}/login-token", me["user"]["id"]);
+    let (status, issued) = app.send(reqwest::Method::POST, &path, &key, None).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let link = issued["token"].as_str().unwrap().to_owned();
+    let (status, _) = app
+        .send(reqwest::Method::POST, "/v1/credentials/verify", &key, Some(json!({"login": "clear", "password": PW})))
+        .await;
+    assert_eq!(status, StatusCode::OK);
     app.core.flush_touches().await.unwrap();
+    app.core.flush_audit().await.unwrap();
 
     let dump = dump_database(&app).await;
     assert!(dump.contains("clear@example.com"), "the dump holds the data");
-    for secret in [pw, PW, token.as_str(), &token[4..], token2.as_str(), &token2[4..]] {
+    assert!(dump.contains("credentials.verified"), "the dump holds the audit log");
+    for secret in
+        [pw, PW, token.as_str(), &token[4..], token2.as_str(), &token2[4..], &key, &key[4..], &link, &link[4..]]
+    {
         assert!(!dump.contains(secret), "a secret is stored in clear");
     }
     assert!(dump.contains("$argon2id$"), "passwords are stored as argon2id PHC strings");
