@@ -104,6 +104,7 @@ pub struct Worker {
     dummy_hash: Arc<str>,
     verifications: Arc<AtomicU64>,
     hashes: Arc<AtomicU64>,
+    argon2_checks: Arc<AtomicU64>,
 }
 
 impl Worker {
@@ -114,6 +115,7 @@ impl Worker {
             dummy_hash: shared.dummy_hash.clone(),
             verifications: shared.verifications.clone(),
             hashes: shared.hashes.clone(),
+            argon2_checks: shared.argon2_checks.clone(),
         }
     }
 
@@ -174,6 +176,7 @@ impl Worker {
 
     /// (matched, made with the current parameters), or `None` if `stored` is unreadable.
     fn check(&mut self, password: &[u8], stored: &str) -> Option<(bool, bool)> {
+        self.argon2_checks.fetch_add(1, Ordering::Relaxed);
         let phc = Phc::new(stored).ok()?;
         let params = Params::try_from(&phc).ok()?;
         let current = phc.algorithm.as_str() == "argon2id"
@@ -215,6 +218,7 @@ struct Shared {
     dummy_hash: Arc<str>,
     verifications: Arc<AtomicU64>,
     hashes: Arc<AtomicU64>,
+    argon2_checks: Arc<AtomicU64>,
 }
 
 type JobFn = Box<dyn FnOnce(Option<&mut Worker>) + Send>;
@@ -261,6 +265,7 @@ impl PasswordHasher {
             params,
             dummy_hash,
             verifications: Arc::new(AtomicU64::new(0)),
+            argon2_checks: Arc::new(AtomicU64::new(0)),
             hashes: Arc::new(AtomicU64::new(0)),
         };
         let (tx, rx) = sync_channel::<Job>(cfg.effective_queue());
@@ -337,6 +342,12 @@ impl PasswordHasher {
             }
         })
         .await?
+    }
+
+    /// How many argon2 computations verifications have run (a legacy check runs one too); for
+    /// tests of timing equality.
+    pub fn argon2_checks(&self) -> u64 {
+        self.inner.shared.argon2_checks.load(Ordering::Relaxed)
     }
 
     /// How many verifications have run (real or dummy); for tests and metrics.
@@ -476,11 +487,16 @@ mod tests {
         // sha1("correct horse"), from Python's hashlib.
         let stored = "$sha1$2f9e53523b62abc141a2b4d6019d23cba835dbd0".to_owned();
         let before = h.verifications();
+        let argon_before = h.argon2_checks();
         let ok = h.verify(Password::new("correct horse"), Some(stored.clone())).await.unwrap();
         assert_eq!(ok, Verification { matched: true, needs_rehash: true });
         let bad = h.verify(Password::new("correct horsE"), Some(stored.clone())).await.unwrap();
         assert_eq!(bad, Verification { matched: false, needs_rehash: false });
         assert_eq!(h.verifications(), before + 2);
+        assert_eq!(h.argon2_checks(), argon_before + 2, "each legacy check also costs one argon2id run");
+        // As many as an unknown account costs.
+        h.verify(Password::new("correct horse"), None).await.unwrap();
+        assert_eq!(h.argon2_checks(), argon_before + 3);
         let mut v = h.verifier();
         assert!(v.verify(&Password::new("correct horse"), Some(&stored)).needs_rehash);
     }
