@@ -201,6 +201,7 @@ impl Core {
             attributes: changes.attributes.into_iter().map(|(d, v)| (d.id, v)).collect(),
             status: None,
             roles: None,
+            password_hash: None,
         };
         if update.is_empty() {
             return Ok(current);
@@ -263,6 +264,10 @@ impl Core {
         let name = name.trim();
         if name.is_empty() || name.chars().count() > 64 || name.chars().any(char::is_control) {
             return Err(CoreError::field("name", "must be 1 to 64 characters"));
+        }
+        let description = description.map(str::trim).filter(|d| !d.is_empty());
+        if description.is_some_and(|d| d.chars().count() > 500 || d.chars().any(|c| c.is_control() && c != '\n')) {
+            return Err(CoreError::field("description", "must be at most 500 characters, without control characters"));
         }
         self.tenant_policy(tenant).await?;
         let r = NewRole {

@@ -17,7 +17,7 @@ use crate::ids::{AttributeId, RoleId, TenantId, UserId};
 use crate::model::{AttributeDefinition, Role, User, UserStatus};
 use crate::parse::{LoginKey, normalize_name};
 use crate::secret::{Password, Token};
-use crate::store::{EndSessions, NewOneTimeToken, PasswordChange, UserQuery, UserUpdate};
+use crate::store::{NewOneTimeToken, UserQuery, UserUpdate};
 use crate::{ClientInfo, Core};
 
 /// Prefix of one-time log-in tokens.
@@ -270,27 +270,18 @@ impl Core {
             attributes: changes.attributes.into_iter().map(|(d, v)| (d.id, v)).collect(),
             status: input.status,
             roles,
+            password_hash: new_hash,
         };
-        let mut user = current;
-        if !update.is_empty() {
-            user = self.store.update_user(tenant, id, &update, self.now()).await?.ok_or(CoreError::NotFound)?;
-            if update.status == Some(UserStatus::Disabled) {
-                self.sessions.evict_user(id, None);
-            }
+        if update.is_empty() {
+            return Ok(current);
         }
-        if let Some(hash) = new_hash {
-            let change = PasswordChange {
-                hash,
-                expected_current: None,
-                end_sessions: EndSessions::All,
-                is_new_password: true,
-                now: self.now(),
-            };
-            if !self.store.set_password_hash(tenant, id, &change).await? {
-                return Err(CoreError::NotFound);
-            }
+        // One transaction: a new password (which ends every session) lands with the rest or
+        // not at all.
+        let user = self.store.update_user(tenant, id, &update, self.now()).await?.ok_or(CoreError::NotFound)?;
+        if update.status == Some(UserStatus::Disabled) || update.password_hash.is_some() {
             self.sessions.evict_user(id, None);
-            user = self.admin_user(tenant, id).await?;
+        }
+        if update.password_hash.is_some() {
             self.audit(Audit {
                 action: "user.password_set",
                 actor,
@@ -300,7 +291,7 @@ impl Core {
                 details: json!({"sessions_ended": true}),
             });
         }
-        if update.is_empty() {
+        if (UserUpdate { password_hash: None, ..update.clone() }).is_empty() {
             return Ok(user);
         }
         let changed: Vec<&String> = input.fields.keys().collect();
@@ -397,10 +388,10 @@ impl Core {
         actor: Actor,
         client: &ClientInfo,
     ) -> CoreResult<IssuedLoginToken> {
+        let (_, policy) = self.tenant_policy(tenant).await?;
         let user = self.admin_user(tenant, id).await?;
-        if user.status == UserStatus::Disabled {
-            return Err(CoreError::AccountDisabled);
-        }
+        // A token the exchange would refuse is not issued.
+        self.ensure_may_log_in(&user, &policy)?;
         let token = Token::generate(LOGIN_TOKEN_PREFIX).map_err(CoreError::internal)?;
         let now = self.now();
         let expires_at = now.plus(LOGIN_TOKEN_TTL);

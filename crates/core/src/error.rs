@@ -61,6 +61,8 @@ pub enum UniqueField {
     Phone,
     /// A tenant's slug.
     Slug,
+    /// A tenant's domain (a domain belongs to one tenant).
+    Domain,
     /// A name within a tenant (role, attribute definition).
     Name,
 }
@@ -73,6 +75,7 @@ impl UniqueField {
             Self::Email => "email",
             Self::Phone => "phone",
             Self::Slug => "slug",
+            Self::Domain => "domain",
             Self::Name => "name",
         }
     }

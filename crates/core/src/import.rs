@@ -116,6 +116,13 @@ impl Core {
                         None
                     }
                     (Some(h), f, s) => match import_hash(f.as_deref(), h, s.as_deref()) {
+                        Ok(stored) if !self.hasher.can_verify(&stored) => {
+                            errors.add(
+                                "password_hash",
+                                "its argon2 parameters cost far more than this server's (see docs/migration.md)",
+                            );
+                            None
+                        }
                         Ok(stored) => Some(stored),
                         Err(m) => {
                             errors.add("password_hash", m);

@@ -171,6 +171,10 @@ pub fn scheme_of(stored: &str) -> Option<HashScheme> {
 /// empty salt counts as given. Hex digests are accepted in either case and stored lower-case.
 /// The format `argon2` accepts any argon2 variant, `argon2id` only argon2id.
 pub fn import_hash(format: Option<&str>, hash: &str, salt: Option<&str>) -> Result<String, String> {
+    // Self-describing hashes are stored as given: nothing that a database column cannot hold.
+    if hash.chars().any(char::is_control) {
+        return Err("the hash contains control characters".into());
+    }
     let named = match format {
         Some(name) => Some(HashScheme::from_name(name).ok_or(UNKNOWN_FORMAT)?),
         None => None,

@@ -119,7 +119,7 @@ pub struct Core {
     limiter: Limiter,
     tenants: moka::sync::Cache<TenantId, Arc<Tenant>>,
     slugs: moka::sync::Cache<String, TenantId>,
-    domains: moka::sync::Cache<String, Option<TenantId>>,
+    domains: tenants::DomainCache,
     key_touches: moka::sync::Cache<ApiKeyId, ()>,
     audit: audit::AuditQueue,
 }
@@ -133,7 +133,6 @@ impl Core {
         let limiter = Limiter::new(&config.rate_limits, clock.clone());
         let tenants = moka::sync::Cache::builder().max_capacity(10_000).time_to_live(TENANT_CACHE_TTL).build();
         let slugs = moka::sync::Cache::builder().max_capacity(10_000).time_to_live(TENANT_CACHE_TTL).build();
-        let domains = moka::sync::Cache::builder().max_capacity(10_000).time_to_live(TENANT_CACHE_TTL).build();
         Ok(Self {
             store,
             clock,
@@ -143,7 +142,7 @@ impl Core {
             limiter,
             tenants,
             slugs,
-            domains,
+            domains: Default::default(),
             key_touches: keys::key_touch_cache(),
             audit: audit::AuditQueue::default(),
         })

@@ -195,9 +195,22 @@ impl Worker {
                 let computed = Output::new(out).ok()?;
                 Some((computed == *expected, true))
             }
+            // Other parameters (an older configuration, an import) are computed outside the
+            // worker's block, so they are bounded relative to ours: a stored hash must not be
+            // able to make one log-in allocate gigabytes or run for seconds.
+            _ if !affordable(&params, &self.params) => None,
             _ => Some((self.argon().verify_password(password, &phc).is_ok(), false)),
         }
     }
+}
+
+/// Whether argon2 parameters found in a stored hash cost at most a few times what the server's
+/// own do: memory up to 4 times (at least 64 MiB allowed), passes up to 10 (or ours), lanes up
+/// to 8 (or ours).
+fn affordable(stored: &Params, ours: &Params) -> bool {
+    stored.m_cost() <= ours.m_cost().saturating_mul(4).max(65_536)
+        && stored.t_cost() <= ours.t_cost().max(10)
+        && stored.p_cost() <= ours.p_cost().max(8)
 }
 
 /// Checks passwords on the calling thread exactly as the pool does, with its own memory
@@ -342,6 +355,20 @@ impl PasswordHasher {
             }
         })
         .await?
+    }
+
+    /// Whether a stored hash is one this pool will verify: a legacy format, or argon2 with
+    /// parameters it can afford (see the import limits in `docs/migration.md`).
+    pub fn can_verify(&self, stored: &str) -> bool {
+        if crate::legacy_hash::verify_legacy(stored, b"").is_some() {
+            return true;
+        }
+        let Ok(phc) = Phc::new(stored) else { return false };
+        let Ok(params) = Params::try_from(&phc) else { return false };
+        phc.salt.is_some()
+            && phc.hash.is_some()
+            && params.keyid().is_empty()
+            && affordable(&params, &self.inner.shared.params)
     }
 
     /// How many argon2 computations verifications have run (a legacy check runs one too); for
@@ -499,6 +526,20 @@ mod tests {
         assert_eq!(h.argon2_checks(), argon_before + 3);
         let mut v = h.verifier();
         assert!(v.verify(&Password::new("correct horse"), Some(&stored)).needs_rehash);
+    }
+
+    #[tokio::test]
+    async fn costly_stored_parameters_are_refused_not_computed() {
+        let h = PasswordHasher::new(&cheap()).unwrap();
+        let huge = "$argon2id$v=19$m=1048576,t=64,p=16$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA";
+        assert!(!h.can_verify(huge));
+        let started = std::time::Instant::now();
+        assert!(!h.verify(Password::new("pw"), Some(huge.into())).await.unwrap().matched);
+        assert!(started.elapsed() < std::time::Duration::from_secs(5), "not computed");
+        let modest = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA";
+        assert!(h.can_verify(modest));
+        assert!(h.can_verify("$sha1$2f9e53523b62abc141a2b4d6019d23cba835dbd0"));
+        assert!(!h.can_verify("garbage"));
     }
 
     #[tokio::test]

@@ -156,7 +156,7 @@ impl Debug for NewUser {
 }
 
 /// Changes to a user, already validated. `None` leaves a field alone; `Some(None)` clears it.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Default)]
 pub struct UserUpdate {
     /// New username.
     pub username: Option<Option<Username>>,
@@ -176,6 +176,22 @@ pub struct UserUpdate {
     pub attributes: Vec<(AttributeId, Option<Value>)>,
     /// Replace the user's roles with these.
     pub roles: Option<Vec<RoleId>>,
+    /// A new password hash (PHC string): recorded as a change of password (the password
+    /// version moves) and every session of the user ends, in the same transaction.
+    pub password_hash: Option<String>,
+}
+
+impl Debug for UserUpdate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UserUpdate")
+            .field("username", &self.username)
+            .field("email", &self.email)
+            .field("phone", &self.phone)
+            .field("status", &self.status)
+            .field("roles", &self.roles)
+            .field("password_hash", &self.password_hash.as_ref().map(|_| "<redacted>"))
+            .finish_non_exhaustive()
+    }
 }
 
 impl UserUpdate {
@@ -190,6 +206,7 @@ impl UserUpdate {
             && self.profile.is_empty()
             && self.attributes.is_empty()
             && self.roles.is_none()
+            && self.password_hash.is_none()
     }
 }
 

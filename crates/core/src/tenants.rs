@@ -11,6 +11,12 @@ use crate::parse::Slug;
 use crate::store::{NewTenant, TenantUpdate};
 use crate::{ClientInfo, Core};
 
+/// Every domain, with its tenant and whether that tenant is disabled.
+pub(crate) type DomainMap = std::collections::HashMap<String, (TenantId, bool)>;
+
+/// The domain map and when it was loaded.
+pub(crate) type DomainCache = std::sync::Mutex<Option<(std::time::Instant, Arc<DomainMap>)>>;
+
 /// A tenant to create.
 #[derive(Clone, Debug, Default)]
 pub struct CreateTenantCommand {
@@ -90,7 +96,7 @@ impl Core {
         let (Some(slug), Some(name)) = (slug, name) else { return Err(CoreError::Internal("unreachable".into())) };
         let t = NewTenant { slug: slug.as_str().to_owned(), name, domains, policy: cmd.policy, now: self.now() };
         let tenant = self.store.insert_tenant(&t).await?;
-        self.domains.invalidate_all();
+        self.forget_domains();
         self.audit(Audit {
             action: "tenant.created",
             actor,
@@ -133,7 +139,7 @@ impl Core {
         let u = TenantUpdate { name, domains, policy: update.policy, disabled: update.disabled };
         let tenant = self.store.update_tenant(id, &u, self.now()).await?.ok_or(CoreError::NotFound)?;
         self.forget_tenant(id);
-        self.domains.invalidate_all();
+        self.forget_domains();
         let action = match u.disabled {
             Some(true) => "tenant.disabled",
             Some(false) => "tenant.enabled",
@@ -150,25 +156,43 @@ impl Core {
         Ok(tenant)
     }
 
-    /// The enabled tenant a domain belongs to (a request's `Host`, the domain of a
-    /// `user@domain` login). Cached for [`crate::TENANT_CACHE_TTL`], unknown domains too.
+    /// The tenant a domain belongs to (a request's `Host`, the domain of a `user@domain`
+    /// login): `Ok(None)` for a domain of no tenant, [`CoreError::NotFound`] for a domain of a
+    /// disabled tenant. Every domain is held in memory, reloaded at most every
+    /// [`crate::TENANT_CACHE_TTL`], so arbitrary `Host` headers cost no database query.
     pub async fn tenant_for_domain(&self, domain: &str) -> CoreResult<Option<TenantId>> {
         let Ok(domain) = parse_domain(domain) else { return Ok(None) };
-        let id = match self.domains.get(&domain) {
-            Some(id) => id,
-            None => {
-                let id = self.store.tenant_by_domain(&domain).await?.map(|t| t.id);
-                self.domains.insert(domain, id);
-                id
-            }
-        };
-        match id {
-            Some(id) => match self.tenant_policy(id).await {
-                Ok(_) => Ok(Some(id)),
-                Err(CoreError::NotFound) => Ok(None),
-                Err(e) => Err(e),
-            },
+        let map = self.domain_map().await?;
+        match map.get(&domain) {
+            Some((_, true)) => Err(CoreError::NotFound),
+            Some((id, false)) => Ok(Some(*id)),
             None => Ok(None),
+        }
+    }
+
+    async fn domain_map(&self) -> CoreResult<Arc<DomainMap>> {
+        if let Ok(guard) = self.domains.lock()
+            && let Some((loaded, map)) = guard.as_ref()
+            && loaded.elapsed() < crate::TENANT_CACHE_TTL
+        {
+            return Ok(map.clone());
+        }
+        let mut map = DomainMap::new();
+        for t in self.store.tenants().await? {
+            for d in &t.domains {
+                map.insert(d.clone(), (t.id, t.disabled));
+            }
+        }
+        let map = Arc::new(map);
+        if let Ok(mut guard) = self.domains.lock() {
+            *guard = Some((std::time::Instant::now(), map.clone()));
+        }
+        Ok(map)
+    }
+
+    pub(crate) fn forget_domains(&self) {
+        if let Ok(mut guard) = self.domains.lock() {
+            *guard = None;
         }
     }
 

@@ -137,6 +137,9 @@ pub struct Client {
     pub info: ClientInfo,
     /// Whether the request came over TLS (as far as trusted proxies say).
     pub https: bool,
+    /// The path the session cookie is scoped to: `/t/{slug}/` for a request made under a
+    /// tenant prefix (so tenants sharing a host keep separate cookies), `/` otherwise.
+    pub cookie_path: String,
 }
 
 impl FromRequestParts<AppState> for Client {
@@ -173,7 +176,11 @@ pub(crate) fn client_of(parts: &Parts, state: &AppState) -> Client {
             .and_then(|v| v.to_str().ok())
             .is_some_and(|p| p.eq_ignore_ascii_case("https"));
     let user_agent = parts.headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(str::to_owned);
-    Client { info: ClientInfo { ip, user_agent }, https }
+    let cookie_path = match parts.extensions.get::<crate::tenant::TenantSlug>() {
+        Some(s) => format!("/t/{}/", s.0),
+        None => "/".to_owned(),
+    };
+    Client { info: ClientInfo { ip, user_agent }, https, cookie_path }
 }
 
 /// How a request presented its session.
@@ -259,6 +266,11 @@ impl FromRequestParts<AppState> for KeyAuth {
             return Err(portcullis_core::CoreError::Unauthenticated.into());
         }
         let caller = state.core.authenticate_key(&Token::from_client(rest.trim())).await?;
+        // A key of another tenant is refused before anything else is looked at, exactly like
+        // an unknown key.
+        if caller.key.tenant_id.is_some_and(|t| t != tenant) {
+            return Err(portcullis_core::CoreError::Unauthenticated.into());
+        }
         Ok(KeyAuth { caller, tenant, client: client_of(parts, state).info })
     }
 }

@@ -20,7 +20,7 @@ use crate::extract::CurrentTenant;
 
 /// The slug of a `/t/{slug}/...` request, before it is resolved.
 #[derive(Clone, Debug)]
-struct TenantSlug(String);
+pub(crate) struct TenantSlug(pub(crate) String);
 
 /// Strips `/t/{slug}` from the path, remembering the slug.
 fn strip_tenant_prefix(mut req: Request) -> Request {
@@ -79,6 +79,11 @@ where
 
 /// Middleware: resolves the tenant of the request into [`CurrentTenant`].
 pub async fn resolve(State(st): State<AppState>, mut req: Request, next: Next) -> Response {
+    // Probes and the API description are the same for every tenant, and must answer even
+    // while the database does not.
+    if matches!(req.uri().path(), "/healthz" | "/readyz" | "/openapi.json") {
+        return next.run(req).await;
+    }
     let tenant = if let Some(TenantSlug(slug)) = req.extensions().get::<TenantSlug>().cloned() {
         match st.core.tenant_id_for_slug(&slug).await {
             Ok(id) => Some(id),
@@ -88,6 +93,9 @@ pub async fn resolve(State(st): State<AppState>, mut req: Request, next: Next) -
     } else if let Some(host) = host_of(&req) {
         match st.core.tenant_for_domain(&host).await {
             Ok(id) => id,
+            // The domain of a disabled tenant serves nobody; it does not fall back to the
+            // default tenant.
+            Err(CoreError::NotFound) => return ApiError::not_found().into_response(),
             Err(e) => return ApiError::from(e).into_response(),
         }
     } else {

@@ -100,7 +100,8 @@ pub(crate) fn map_err(e: sqlx::Error) -> StoreError {
                 "users_username_key" => UniqueField::Username,
                 "users_email_key" => UniqueField::Email,
                 "users_phone_key" => UniqueField::Phone,
-                "tenants_slug_key" | "tenant_domains_pkey" => UniqueField::Slug,
+                "tenants_slug_key" => UniqueField::Slug,
+                "tenant_domains_pkey" => UniqueField::Domain,
                 _ => UniqueField::Name,
             };
             StoreError::Conflict(field)

@@ -173,6 +173,11 @@ impl PostgresStore {
         if let Some(s) = u.status {
             b.push(", status = ").push_bind(s.as_str());
         }
+        if let Some(h) = &u.password_hash {
+            b.push(", password_hash = ").push_bind(h.clone());
+            b.push(", password_changed_at = ").push_bind(odt(now));
+            b.push(", password_version = password_version + 1");
+        }
         for c in &u.profile {
             match c {
                 ProfileChange::Text(f, v) => {
@@ -220,7 +225,7 @@ impl PostgresStore {
                 insert_role_grant(&mut tx, id, r.0, now).await?;
             }
         }
-        if u.status == Some(UserStatus::Disabled) {
+        if u.status == Some(UserStatus::Disabled) || u.password_hash.is_some() {
             end_sessions(&mut tx, id, EndSessions::All).await?;
         }
         let user = fetch_user(&mut tx, tenant, id).await?;

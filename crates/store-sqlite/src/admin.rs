@@ -201,13 +201,23 @@ impl SqliteStore {
         if let Some(s) = q.search.as_deref().filter(|s| !s.is_empty()) {
             let p = like_pattern(s);
             b.push(" AND (");
-            for (i, col) in
-                ["username", "email", "phone", "first_name", "last_name", "display_name"].into_iter().enumerate()
+            // SQLite's lower() folds ASCII only: identifiers are searched in their normalised
+            // (Unicode-lower-cased) columns; names fold ASCII letters only.
+            for (i, col) in [
+                "u.username_norm",
+                "u.email_norm",
+                "lower(u.phone)",
+                "lower(u.first_name)",
+                "lower(u.last_name)",
+                "lower(u.display_name)",
+            ]
+            .into_iter()
+            .enumerate()
             {
                 if i > 0 {
                     b.push(" OR ");
                 }
-                b.push(format!("lower(u.{col}) LIKE ")).push_bind(p.clone()).push(" ESCAPE '\\'");
+                b.push(format!("{col} LIKE ")).push_bind(p.clone()).push(" ESCAPE '\\'");
             }
             b.push(")");
         }
@@ -408,7 +418,9 @@ impl SqliteStore {
     }
 
     pub(crate) async fn insert_audit_rows(&self, events: &[NewAuditEvent]) -> StoreResult<()> {
-        // SQLite allows 32766 bound values per statement; 8 per event.
+        // SQLite allows 32766 bound values per statement; 9 per event. One transaction, so a
+        // failed batch (retried by the caller) leaves no part of itself behind.
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await.map_err(map_err)?;
         for chunk in events.chunks(1000) {
             let mut b: QueryBuilder<Sqlite> = QueryBuilder::new(
                 "INSERT INTO audit_events (tenant_id, user_id, actor, action, ip, user_agent, details, created_at, updated_at) ",
@@ -424,8 +436,9 @@ impl SqliteStore {
                     .push_bind(e.at.unix_micros())
                     .push_bind(e.at.unix_micros());
             });
-            b.build().execute(&self.writer).await.map_err(map_err)?;
+            b.build().execute(&mut *tx).await.map_err(map_err)?;
         }
+        tx.commit().await.map_err(map_err)?;
         Ok(())
     }
 

@@ -145,7 +145,9 @@ pub(crate) fn map_err(e: sqlx::Error) -> StoreError {
                 UniqueField::Email
             } else if msg.contains("phone_norm") {
                 UniqueField::Phone
-            } else if msg.contains("slug") || msg.contains("tenant_domains") {
+            } else if msg.contains("tenant_domains") {
+                UniqueField::Domain
+            } else if msg.contains("slug") {
                 UniqueField::Slug
             } else {
                 UniqueField::Name

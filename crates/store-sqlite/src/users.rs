@@ -81,6 +81,11 @@ impl SqliteStore {
         if let Some(s) = u.status {
             b.push(", status = ").push_bind(s.as_str());
         }
+        if let Some(h) = &u.password_hash {
+            b.push(", password_hash = ").push_bind(h.clone());
+            b.push(", password_changed_at = ").push_bind(now_us);
+            b.push(", password_version = password_version + 1");
+        }
         for c in &u.profile {
             match c {
                 ProfileChange::Text(f, v) => {
@@ -129,7 +134,7 @@ impl SqliteStore {
                 insert_role_grant(&mut tx, id, r.0, now_us).await?;
             }
         }
-        if u.status == Some(portcullis_core::model::UserStatus::Disabled) {
+        if u.status == Some(portcullis_core::model::UserStatus::Disabled) || u.password_hash.is_some() {
             end_sessions(&mut tx, id, EndSessions::All, now).await?;
         }
         let user = fetch_user(&mut tx, tenant, id).await?;

@@ -75,7 +75,7 @@ pub async fn tenants_are_listed_found_by_domain_and_updated(db: &TestDb) {
         domains: Some(vec!["acme.org".into()]),
         ..Default::default()
     };
-    assert!(matches!(s.update_tenant(b, &steal, now()).await, Err(StoreError::Conflict(UniqueField::Slug))));
+    assert!(matches!(s.update_tenant(b, &steal, now()).await, Err(StoreError::Conflict(UniqueField::Domain))));
     let beta = s.tenant(b).await.unwrap().unwrap();
     assert_eq!((beta.name.as_str(), beta.domains), ("beta", vec!["beta.example".to_owned()]));
     assert!(s.update_tenant(TenantId(9999), &TenantUpdate::default(), now()).await.unwrap().is_none());
@@ -394,4 +394,47 @@ pub async fn roles_and_attributes_are_deleted_with_their_grants(db: &TestDb) {
     // The user is otherwise untouched and still editable.
     let upd = UserUpdate { username: Some(Some(Username::parse("staffer2").unwrap())), ..Default::default() };
     assert!(s.update_user(TenantId::DEFAULT, user.id, &upd, now()).await.unwrap().is_some());
+}
+
+pub async fn an_update_with_a_new_password_is_one_transaction(db: &TestDb) {
+    let s = &db.store;
+    let user = s.insert_user(&new_user(TenantId::DEFAULT, Some("pat"), Some("pat@example.com"))).await.unwrap();
+    s.insert_user(&new_user(TenantId::DEFAULT, Some("taken"), None)).await.unwrap();
+    let token = Token::generate("pcs_").unwrap();
+    let at = now();
+    let session = portcullis_core::store::NewSession {
+        tenant_id: TenantId::DEFAULT,
+        user_id: user.id,
+        checked_password_version: 0,
+        token_hash: token.hash(),
+        now: at,
+        expires_at: at.plus(Duration::from_secs(3600)),
+        idle_timeout: Duration::from_secs(600),
+        user_agent: None,
+        ip: None,
+    };
+    s.insert_session(&session).await.unwrap().unwrap();
+    const NEW: &str = "$argon2id$v=19$m=19456,t=2,p=1$bmV3c2FsdA$bmV3aGFzaA";
+
+    // Refused as a whole: the password is not changed and the session lives on.
+    let clash = UserUpdate {
+        username: Some(Some(Username::parse("taken").unwrap())),
+        password_hash: Some(NEW.into()),
+        ..Default::default()
+    };
+    assert!(matches!(
+        s.update_user(TenantId::DEFAULT, user.id, &clash, now()).await,
+        Err(StoreError::Conflict(UniqueField::Username))
+    ));
+    let still = s.user_with_secret_by_id(TenantId::DEFAULT, user.id).await.unwrap().unwrap();
+    assert_ne!(still.password_hash.as_deref(), Some(NEW));
+    assert!(s.session_by_token_hash(&token.hash()).await.unwrap().is_some());
+
+    let ok = UserUpdate { password_hash: Some(NEW.into()), ..Default::default() };
+    let after = s.update_user(TenantId::DEFAULT, user.id, &ok, now()).await.unwrap().unwrap();
+    assert_eq!(after.password_version, still.user.password_version + 1);
+    assert!(after.password_changed_at.is_some());
+    let stored = s.user_with_secret_by_id(TenantId::DEFAULT, user.id).await.unwrap().unwrap();
+    assert_eq!(stored.password_hash.as_deref(), Some(NEW));
+    assert!(s.session_by_token_hash(&token.hash()).await.unwrap().is_none(), "every session ended");
 }

@@ -79,7 +79,8 @@ macro_rules! conformance_suite {
             api_keys_round_trip_and_revoke_within_their_tenant,
             one_time_tokens_work_once_even_when_raced,
             audit_events_are_filtered_and_paged_newest_first,
-            roles_and_attributes_are_deleted_with_their_grants
+            roles_and_attributes_are_deleted_with_their_grants,
+            an_update_with_a_new_password_is_one_transaction
         );
     };
     (@cases $db:expr; $($case:ident),* $(,)?) => {

@@ -162,7 +162,11 @@ async fn verify_credentials(
     JsonBody(req): JsonBody<VerifyRequest>,
 ) -> Result<Json<VerifyResponse>, ApiError> {
     key.require(portcullis_core::model::Scope::CredentialsVerify)?;
-    let (cmd, return_user) = req.into_command()?;
+    let (mut cmd, return_user) = req.into_command()?;
+    // Without the end user's address, limit per calling server rather than not at all.
+    if cmd.end_user.ip.is_none() {
+        cmd.end_user.ip = key.client.ip;
+    }
     match st.core.verify_credentials(key.tenant, cmd, &key.caller).await {
         Ok((user, session)) => Ok(Json(VerifyResponse {
             valid: true,
@@ -339,8 +343,9 @@ fn set_session_cookie(st: &AppState, client: &Client, res: &mut Response, sessio
         None => ("", 0),
     };
     let cookie = format!(
-        "{}={value}; Path=/; Max-Age={max_age}; HttpOnly; SameSite=Lax{}",
+        "{}={value}; Path={}; Max-Age={max_age}; HttpOnly; SameSite=Lax{}",
         st.config.cookie_name,
+        client.cookie_path,
         if secure { "; Secure" } else { "" }
     );
     if let Ok(v) = HeaderValue::from_str(&cookie) {

@@ -3,16 +3,28 @@
 use std::io::Write as _;
 use std::process::{Command, Output, Stdio};
 
+use std::time::Duration;
+
+use portcullis_core::model::AttributeKind;
+use portcullis_core::parse::LoginKey;
+use portcullis_core::store::AuditQuery;
+use portcullis_core::{TenantId, UserId};
 use reqwest::StatusCode;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::both;
-use crate::support::{Backend, PW, TestApp, fresh_database};
+use crate::support::{Backend, PW, PW2, TestApp, fresh_database};
 
 both!(
     user_create_makes_accounts_that_log_in,
     user_create_refuses_bad_input_with_exit_code_65,
-    migrate_brings_the_schema_up
+    migrate_brings_the_schema_up,
+    tenant_commands_manage_tenants,
+    api_keys_from_the_cli_work_against_the_server,
+    user_commands_find_change_and_delete_users,
+    import_keeps_legacy_hashes_until_the_next_log_in,
+    import_reports_bad_rows_and_keeps_the_good_ones,
+    csv_import_and_export_round_trip_into_another_tenant
 );
 
 fn portcullis(args: &[&str], env: &[(&str, &str)], stdin: Option<&str>) -> Output {
@@ -33,6 +45,31 @@ fn portcullis(args: &[&str], env: &[(&str, &str)], stdin: Option<&str>) -> Outpu
 
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
+}
+
+/// Runs the binary against the app's database; asserts success and parses the one JSON object
+/// printed.
+fn ok(app: &TestApp, args: &[&str], stdin: Option<&str>) -> Value {
+    let out = portcullis(args, &[("PORTCULLIS_DATABASE_URL", &app.config.database_url)], stdin);
+    assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{args:?}: {e}: {}", text(&out.stdout)))
+}
+
+/// Runs the binary against the app's database; asserts success and parses the JSON Lines.
+fn ok_lines(app: &TestApp, args: &[&str]) -> Vec<Value> {
+    let out = portcullis(args, &[("PORTCULLIS_DATABASE_URL", &app.config.database_url)], None);
+    assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
+    text(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+/// Runs the binary against the app's database; asserts the exit code and that standard error
+/// says `message`. Returns standard output.
+fn fails(app: &TestApp, args: &[&str], stdin: Option<&str>, code: i32, message: &str) -> String {
+    let out = portcullis(args, &[("PORTCULLIS_DATABASE_URL", &app.config.database_url)], stdin);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(code), "{args:?}: {err}");
+    assert!(err.contains(message), "{args:?}: wanted {message:?} in: {err}");
+    text(&out.stdout)
 }
 
 async fn user_create_makes_accounts_that_log_in(b: Backend) {
@@ -95,7 +132,7 @@ async fn user_create_refuses_bad_input_with_exit_code_65(b: Backend) {
         (
             &["user", "create", "--tenant", "nope", "--email", "w@example.com", "--password-stdin"],
             Some(PW),
-            "no tenant with slug \"nope\"",
+            "no such tenant \"nope\"",
         ),
         (
             &["user", "create", "--email", "w@example.com", "--field", "status=active", "--password-stdin"],
@@ -174,10 +211,460 @@ fn every_command_has_help() {
         &["serve", "--help"],
         &["migrate", "--help"],
         &["user", "create", "--help"],
+        &["user", "show", "--help"],
+        &["user", "list", "--help"],
+        &["user", "set-password", "--help"],
+        &["user", "disable", "--help"],
+        &["user", "enable", "--help"],
+        &["user", "delete", "--help"],
+        &["tenant", "create", "--help"],
+        &["tenant", "list", "--help"],
+        &["tenant", "show", "--help"],
+        &["tenant", "update", "--help"],
+        &["tenant", "disable", "--help"],
+        &["tenant", "enable", "--help"],
+        &["key", "create", "--help"],
+        &["key", "list", "--help"],
+        &["key", "revoke", "--help"],
+        &["import", "--help"],
+        &["export", "--help"],
         &["config", "check", "--help"],
     ] {
         let out = portcullis(args, &[], None);
         assert!(out.status.success(), "{args:?}");
         assert!(text(&out.stdout).contains("Usage:"), "{args:?}");
     }
+}
+
+async fn tenant_commands_manage_tenants(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    let t = ok(
+        &app,
+        &[
+            "tenant",
+            "create",
+            "--slug",
+            "acme",
+            "--name",
+            "Acme Inc",
+            "--domain",
+            "Acme.Example",
+            "--domain",
+            "login.acme.example",
+            "--policy",
+            r#"{"password_min_length": 12, "require_username": true}"#,
+        ],
+        None,
+    );
+    assert_eq!(t["slug"], "acme");
+    assert_eq!(t["name"], "Acme Inc");
+    assert_eq!(t["domains"], json!(["acme.example", "login.acme.example"]));
+    assert_eq!(t["policy"], json!({"password_min_length": 12, "require_username": true}));
+    assert_eq!(t["disabled"], false);
+    let slugs: Vec<Value> = ok_lines(&app, &["tenant", "list"]).iter().map(|t| t["slug"].clone()).collect();
+    assert_eq!(slugs, [json!("default"), json!("acme")]);
+    assert_eq!(ok(&app, &["tenant", "show", "acme"], None)["id"], t["id"]);
+
+    let t = ok(&app, &["tenant", "update", "acme", "--name", "Acme", "--domain", "acme.test"], None);
+    assert_eq!((t["name"].as_str(), t["domains"].clone()), (Some("Acme"), json!(["acme.test"])));
+    assert_eq!(t["policy"]["password_min_length"], 12, "what is not given stays");
+    let t = ok(&app, &["tenant", "update", "acme", "--no-domains", "--policy", "{}"], None);
+    assert_eq!((t["domains"].clone(), t["policy"].clone()), (json!([]), json!({})));
+    let t = ok(&app, &["tenant", "disable", "acme"], None);
+    assert_eq!(t["disabled"], true);
+    assert!(app.core.find_tenant("acme").await.unwrap().disabled);
+    assert_eq!(ok(&app, &["tenant", "show", "acme"], None)["disabled"], true);
+    assert_eq!(ok(&app, &["tenant", "enable", "acme"], None)["disabled"], false);
+
+    fails(&app, &["tenant", "create", "--slug", "acme"], None, 65, "slug is already taken");
+    fails(&app, &["tenant", "create", "--slug", "x", "--policy", "{not json"], None, 65, "--policy");
+    fails(&app, &["tenant", "create", "--slug", "x", "--policy", r#"{"max_users": 3}"#], None, 65, "unknown field");
+    fails(&app, &["tenant", "create", "--slug", "x", "--policy", r#"{"password_min_score": 9}"#], None, 65, "policy");
+    fails(&app, &["tenant", "create", "--slug", "Bad Slug"], None, 65, "slug");
+    fails(&app, &["tenant", "show", "nope"], None, 65, "no such tenant \"nope\"");
+    fails(&app, &["tenant", "update", "nope", "--name", "N"], None, 65, "no such tenant");
+    fails(&app, &["tenant", "disable", "nope"], None, 65, "no such tenant");
+    fails(&app, &["tenant", "disable", "default"], None, 65, "default tenant cannot be disabled");
+    fails(&app, &["tenant", "update", "acme"], None, 2, "nothing to change");
+    assert!(app.core.find_tenant("x").await.is_err(), "nothing refused was created");
+
+    // Every change was audited, as the CLI, before the process exited.
+    let q = AuditQuery { actor: Some("cli".into()), action: Some("tenant".into()), limit: 100, ..Default::default() };
+    let mut actions: Vec<String> = app.core.audit_events(q).await.unwrap().into_iter().map(|e| e.action).collect();
+    actions.sort();
+    actions.dedup();
+    assert_eq!(actions, ["tenant.created", "tenant.disabled", "tenant.enabled", "tenant.updated"]);
+}
+
+async fn api_keys_from_the_cli_work_against_the_server(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    let reader = ok(&app, &["key", "create", "--name", "crm", "--tenant", "default", "--scope", "users:read"], None);
+    let secret = reader["key"].as_str().unwrap().to_owned();
+    assert!(secret.starts_with("pck_") && secret.starts_with(reader["prefix"].as_str().unwrap()));
+    assert_eq!((reader["scopes"].clone(), reader["tenant"].clone()), (json!(["users:read"]), json!("default")));
+    let verifier =
+        ok(&app, &["key", "create", "--name", "sso", "--tenant", "default", "--scope", "credentials:verify"], None);
+    let verify_secret = verifier["key"].as_str().unwrap().to_owned();
+    let operator =
+        ok(&app, &["key", "create", "--name", "ops", "--operator", "--expires", "2099-01-01T00:00:00Z"], None);
+    assert_eq!((operator["scopes"].clone(), operator["tenant"].clone()), (json!(["operator"]), Value::Null));
+
+    assert_eq!(app.get_auth("/v1/admin/users", &secret).await.status(), StatusCode::OK);
+    assert_eq!(app.get_auth("/v1/admin/users", &verify_secret).await.status(), StatusCode::FORBIDDEN);
+    assert_eq!(app.get_auth("/v1/admin/users", operator["key"].as_str().unwrap()).await.status(), StatusCode::OK);
+
+    let out = portcullis(&["key", "list"], &[("PORTCULLIS_DATABASE_URL", &app.config.database_url)], None);
+    let listed = text(&out.stdout);
+    assert!(out.status.success());
+    assert!(!listed.contains(&secret) && !listed.contains(&verify_secret), "{listed}");
+    let names: Vec<Value> = ok_lines(&app, &["key", "list"]).iter().map(|k| k["name"].clone()).collect();
+    assert_eq!(names.len(), 2, "the tenant's keys only: {names:?}");
+    let ops = ok_lines(&app, &["key", "list", "--operator"]);
+    assert_eq!((ops.len(), ops[0]["name"].as_str(), ops[0].get("key")), (1, Some("ops"), None));
+
+    let id = reader["id"].to_string();
+    fails(&app, &["key", "revoke", &id, "--operator"], None, 65, "no such operator key");
+    assert_eq!(ok(&app, &["key", "revoke", &id], None)["revoked"], true);
+    assert_eq!(app.get_auth("/v1/admin/users", &secret).await.status(), StatusCode::UNAUTHORIZED);
+    fails(&app, &["key", "revoke", &id], None, 65, "no such key");
+    let listed = ok_lines(&app, &["key", "list"]);
+    assert!(listed.iter().any(|k| k["id"] == reader["id"] && k["revoked_at"].is_string()));
+
+    fails(
+        &app,
+        &["key", "create", "--name", "k", "--tenant", "nope", "--scope", "users:read"],
+        None,
+        65,
+        "no such tenant",
+    );
+    let past = ["key", "create", "--name", "k", "--operator", "--expires", "2001-01-01T00:00:00Z"];
+    fails(&app, &past, None, 65, "expires_at: must be in the future");
+    fails(&app, &["key", "create", "--name", "k", "--operator", "--expires", "tomorrow"], None, 65, "RFC 3339");
+    fails(&app, &["key", "create", "--name", "k", "--tenant", "default", "--scope", "root"], None, 2, "root");
+    fails(&app, &["key", "create", "--name", "k"], None, 2, "--operator");
+}
+
+async fn user_commands_find_change_and_delete_users(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    let old_session = app.user("ada", PW).await;
+    app.user("bob", PW).await;
+    app.core.create_role(TenantId::DEFAULT, "member", None).await.unwrap();
+
+    let ada = ok(&app, &["user", "show", "--login", "ada"], None);
+    assert_eq!((ada["username"].as_str(), ada["email"].as_str()), (Some("ada"), Some("ada@example.com")));
+    assert_eq!(ada["status"], "active");
+    assert!(ada.get("password_hash").is_none() && !ada.to_string().contains("argon2"), "{ada}");
+    let id = ada["id"].to_string();
+    assert_eq!(ok(&app, &["user", "show", "--id", &id], None), ada);
+    assert_eq!(ok(&app, &["user", "show", "--login", "ADA@example.com"], None)["id"], ada["id"]);
+    fails(&app, &["user", "show", "--id", "999999"], None, 65, "no such user");
+    fails(&app, &["user", "show", "--login", "nobody"], None, 65, "no such user");
+    fails(&app, &["user", "show", "--login", "ada", "--tenant", "nope"], None, 65, "no such tenant");
+    fails(&app, &["user", "show"], None, 2, "--id");
+
+    let args =
+        ["user", "create", "--username", "cat", "--email", "cat@example.com", "--role", "member", "--password-stdin"];
+    assert_eq!(ok(&app, &args, Some(PW))["roles"], json!(["member"]));
+    let all = ok_lines(&app, &["user", "list"]);
+    let names: Vec<&str> = all.iter().map(|u| u["username"].as_str().unwrap()).collect();
+    assert_eq!(names, ["ada", "bob", "cat"]);
+    assert_eq!(ok_lines(&app, &["user", "list", "--limit", "2"]).len(), 2);
+    let bobs = ok_lines(&app, &["user", "list", "--search", "bob"]);
+    assert_eq!((bobs.len(), bobs[0]["username"].as_str()), (1, Some("bob")));
+    let members = ok_lines(&app, &["user", "list", "--role", "member"]);
+    assert_eq!((members.len(), members[0]["username"].as_str()), (1, Some("cat")));
+    assert!(ok_lines(&app, &["user", "list", "--status", "disabled"]).is_empty());
+
+    // A new password: the old one and the old sessions stop working.
+    ok(&app, &["user", "set-password", "--login", "ada"], Some(&format!("{PW2}\n")));
+    assert_eq!(app.login("ada", PW).await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(app.login("ada", PW2).await.0, StatusCode::OK);
+    let mut ended = false;
+    for _ in 0..100 {
+        if app.session_status(&old_session).await == StatusCode::UNAUTHORIZED {
+            ended = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(ended, "setting a password ends the user's sessions");
+    fails(&app, &["user", "set-password", "--id", &id], Some(""), 65, "standard input");
+    fails(&app, &["user", "set-password", "--id", &id], Some("password\n"), 65, "password");
+
+    assert_eq!(ok(&app, &["user", "disable", "--id", &id], None)["status"], "disabled");
+    let (status, body) = app.login("ada", PW2).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::FORBIDDEN, Some("account_disabled")));
+    assert_eq!(ok_lines(&app, &["user", "list", "--status", "disabled"]).len(), 1);
+    assert_eq!(ok(&app, &["user", "enable", "--login", "ada"], None)["status"], "active");
+    assert_eq!(app.login("ada", PW2).await.0, StatusCode::OK);
+
+    fails(&app, &["user", "delete", "--id", &id], None, 2, "--yes");
+    assert_eq!(app.login("ada", PW2).await.0, StatusCode::OK, "nothing was deleted");
+    assert_eq!(
+        ok(&app, &["user", "delete", "--login", "ada", "--yes"], None),
+        json!({"id": ada["id"], "deleted": true})
+    );
+    assert_eq!(app.login("ada", PW2).await.0, StatusCode::UNAUTHORIZED);
+    fails(&app, &["user", "show", "--id", &id], None, 65, "no such user");
+    fails(&app, &["user", "delete", "--id", &id, "--yes"], None, 65, "no such user");
+
+    let q = AuditQuery { actor: Some("cli".into()), limit: 100, ..Default::default() };
+    let actions: Vec<String> = app.core.audit_events(q).await.unwrap().into_iter().map(|e| e.action).collect();
+    for a in ["user.created", "user.password_set", "user.disabled", "user.enabled", "user.deleted"] {
+        assert!(actions.iter().any(|x| x == a), "{a} in {actions:?}");
+    }
+}
+
+/// Passwords and hashes made independently (Python: bcrypt, passlib, hashlib) in each format
+/// import accepts: (username, password, password_format, password_hash, password_salt).
+const LEGACY: &[(&str, &str, &str, &str, Option<&str>)] = &[
+    (
+        "bcrypt",
+        "velvet otter compass 1987",
+        "bcrypt",
+        "$2b$04$RClIb71BQoM3TRWJjkmVz.lt4nv0u.WEpWP05dvtKuzdilO6RYUpG",
+        None,
+    ),
+    (
+        "bcrypt_y",
+        "harbor lantern quietly 42",
+        "bcrypt",
+        "$2y$04$GtrbxZ2LLmIMIAdoUAq5tOV.Y6m/zrgK3/u/pyoq0hJqvg6Hh91Du",
+        None,
+    ),
+    (
+        "django",
+        "saffron glacier tumbles 73",
+        "pbkdf2_sha256",
+        "pbkdf2_sha256$1000$1RtNXP0TsNDM$20qoppAn0zF2WAO14TH1eJnrOgZgyDjAxhU6pOVNrs0=",
+        None,
+    ),
+    ("wordpress", "copper meadow whistle 905", "phpass", "$P$6/ex3qKQZKmGZq5XRRsGUq56E7rj0z0", None),
+    ("ossn", "midnight cobalt ferry 218", "md5_salted", "85ee22fb77e35484305340d7cfd734a0", Some("Xy7$salt")),
+    ("siberian", "orchard thunder pebble 64", "sha1", "c7490697993e80dcce45fe26a488c6375cc706be", None),
+    (
+        "salted",
+        "lilac harbour engine 3310",
+        "sha256_salted",
+        "4157dbae28a7841c35b022de16a72ec0182bb8de4f89cbed890c012ebdbab091",
+        Some("pepper-9"),
+    ),
+    (
+        "saltfirst",
+        "tundra biscuit falcon 58",
+        "sha256_salt_first",
+        "ae2db2b94616be629df0787c685e04c9192ba40bac9ad7fe0e155a3ef79b97e8",
+        Some("s4lt:"),
+    ),
+    (
+        "argon",
+        "marble sparrow voyage 777",
+        "argon2id",
+        "$argon2id$v=19$m=1024,t=1,p=1$FcK4dy7FWGttjbE2Rsg5pw$E5eFxy16qkHdD3/7Sdv6QvG8NpbVek7Dz1nlg2Z+Qc0",
+        None,
+    ),
+];
+
+async fn stored_hash(app: &TestApp, tenant: TenantId, login: &str) -> Option<String> {
+    let u = app.core.store().user_with_secret(tenant, &LoginKey::from_login(login)).await.unwrap()?;
+    let by_id = app.core.store().user_with_secret_by_id(tenant, UserId(u.user.id.0)).await.unwrap()?;
+    by_id.password_hash
+}
+
+async fn import_keeps_legacy_hashes_until_the_next_log_in(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("legacy.jsonl");
+    let rows: Vec<String> = LEGACY
+        .iter()
+        .map(|(name, _, format, hash, salt)| {
+            let mut row = json!({"username": name, "email": format!("{name}@example.com"),
+                                 "password_format": format, "password_hash": hash});
+            if let Some(s) = salt {
+                row["password_salt"] = json!(s);
+            }
+            row.to_string()
+        })
+        .collect();
+    std::fs::write(&file, rows.join("\n")).unwrap();
+    let summary = ok(&app, &["import", "--tenant", "default", file.to_str().unwrap()], None);
+    assert_eq!(summary, json!({"created": LEGACY.len(), "rejected": 0, "rejections": []}));
+
+    assert!(stored_hash(&app, TenantId::DEFAULT, "bcrypt").await.unwrap().starts_with("$2b$04$"));
+    assert_eq!(app.login("siberian", "orchard thunder pebble 65").await.0, StatusCode::UNAUTHORIZED);
+    for (name, password, format, ..) in LEGACY {
+        let (status, body) = app.login(name, password).await;
+        assert_eq!(status, StatusCode::OK, "{format}: {body}");
+        let hash = stored_hash(&app, TenantId::DEFAULT, name).await.unwrap();
+        assert!(hash.starts_with("$argon2id$"), "{format} is upgraded at log-in: {hash}");
+        assert_eq!(app.login(name, password).await.0, StatusCode::OK, "{format}: the upgraded hash works");
+    }
+}
+
+async fn import_reports_bad_rows_and_keeps_the_good_ones(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    app.user("taken", PW).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = |name: &str| dir.path().join(name).to_str().unwrap().to_owned();
+    let lines = [
+        r#"{"username": "good1", "email": "good1@example.com", "password_format": "sha1", "password_hash": "c7490697993e80dcce45fe26a488c6375cc706be"}"#,
+        r#"{"username": "broken", "#,
+        r#"{"username": "bademail", "email": "nope"}"#,
+        r#"{"username": "unk", "email": "unk@example.com", "favourite_colour": "blue"}"#,
+        r#"{"username": "badhash", "email": "badhash@example.com", "password_format": "bcrypt", "password_hash": "$2b$04$short"}"#,
+        r#"{"username": "dup", "email": "dup1@example.com"}"#,
+        r#"{"username": "DUP", "email": "dup2@example.com"}"#,
+        r#"{"username": "taken", "email": "other@example.com"}"#,
+        "",
+        "[1, 2]",
+        r#"{"email": "good3@example.com", "first_name": "Third", "password": "a clear password"}"#,
+        r#"{"email": "good4@example.com", "first_name": "Fourth"}"#,
+    ];
+    std::fs::write(path("users.ndjson"), lines.join("\n")).unwrap();
+    let out = portcullis(
+        &["import", "--tenant", "default", &path("users.ndjson")],
+        &[("PORTCULLIS_DATABASE_URL", &app.config.database_url)],
+        None,
+    );
+    let err = text(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!((summary["created"].as_u64(), summary["rejected"].as_u64()), (Some(3), Some(8)), "{summary}");
+    let rejected: Vec<(u64, String)> = summary["rejections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["line"].as_u64().unwrap(), r["reason"].as_str().unwrap().to_owned()))
+        .collect();
+    let expected: [(u64, &str); 8] = [
+        (2, "not a JSON object"),
+        (3, "email: must be a valid e-mail address"),
+        (4, "favourite_colour: unknown field"),
+        (5, "password_hash"),
+        (7, "username already taken"),
+        (8, "username already taken"),
+        (10, "not a JSON object: found an array"),
+        (11, "not clear passwords"),
+    ];
+    assert_eq!(rejected.len(), expected.len(), "{rejected:?}");
+    for ((line, reason), (want_line, want)) in rejected.iter().zip(expected) {
+        assert_eq!(*line, want_line, "{rejected:?}");
+        assert!(reason.contains(want), "line {line}: {reason}");
+        assert!(err.contains(&format!("line {line}: {reason}")), "{err}");
+    }
+    assert!(!err.contains("$2b$04$short"), "reasons never echo a hash: {err}");
+    assert!(err.contains("imported 11 rows (3 created, 8 rejected)"), "{err}");
+    assert_eq!(app.login("good1", "orchard thunder pebble 64").await.0, StatusCode::OK);
+    let store = app.core.store();
+    for found in ["good1", "dup1@example.com", "good4@example.com"] {
+        assert!(store.user_with_secret(TenantId::DEFAULT, &LoginKey::from_login(found)).await.unwrap().is_some());
+    }
+    for refused in
+        ["bademail", "unk", "badhash@example.com", "dup2@example.com", "other@example.com", "good3@example.com"]
+    {
+        let u = store.user_with_secret(TenantId::DEFAULT, &LoginKey::from_login(refused)).await.unwrap();
+        assert!(u.is_none(), "a refused row leaves no user: {refused}");
+    }
+
+    // A duplicate in a later batch (an earlier batch is already written) is refused too.
+    std::fs::write(
+        path("dups.jsonl"),
+        "{\"username\": \"again\", \"email\": \"again1@example.com\"}\n{\"username\": \"again\", \"email\": \"again2@example.com\"}\n",
+    )
+    .unwrap();
+    let summary = ok(&app, &["import", "--tenant", "default", "--batch-size", "1", &path("dups.jsonl")], None);
+    assert_eq!(summary["rejections"], json!([{"line": 2, "reason": "username already taken"}]));
+
+    // Every row refused: exit 65, with the summary still printed.
+    std::fs::write(path("bad.jsonl"), "nope\n{\"email\": \"x\"}\n").unwrap();
+    let out = fails(&app, &["import", "--tenant", "default", &path("bad.jsonl")], None, 65, "every row was refused");
+    assert_eq!(serde_json::from_str::<Value>(&out).unwrap()["rejected"], 2);
+    // Files that cannot be imported at all.
+    std::fs::write(path("bad.csv"), "username,email,favourite_colour\nzed,zed@example.com,blue\n").unwrap();
+    fails(&app, &["import", "--tenant", "default", &path("bad.csv")], None, 65, "bad CSV header");
+    assert!(store.user_with_secret(TenantId::DEFAULT, &LoginKey::from_login("zed")).await.unwrap().is_none());
+    fails(&app, &["import", "--tenant", "default", &path("missing.jsonl")], None, 65, "cannot read");
+    fails(&app, &["import", "--tenant", "default", &path("users.txt")], None, 2, "--format");
+    fails(&app, &["import", "--tenant", "nope", &path("dups.jsonl")], None, 65, "no such tenant");
+    // Standard input, with an explicit format (and a byte-order mark and CRLF, as spreadsheets write).
+    let csv = "\u{feff}email,first_name\r\nstdin@example.com,Stdin\r\n";
+    let summary = ok(&app, &["import", "--tenant", "default", "--format", "csv", "-"], Some(csv));
+    assert_eq!(summary["created"], 1);
+}
+
+async fn csv_import_and_export_round_trip_into_another_tenant(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = |name: &str| dir.path().join(name).to_str().unwrap().to_owned();
+    let define = async |tenant: TenantId| {
+        app.core.create_role(tenant, "member", None).await.unwrap();
+        app.core.define_attribute(tenant, "team", AttributeKind::String, false, false).await.unwrap();
+        app.core.define_attribute(tenant, "level", AttributeKind::Integer, false, false).await.unwrap();
+    };
+    define(TenantId::DEFAULT).await;
+    let (_, ada_pw, _, ada_hash, ada_salt) = LEGACY[6];
+    let (_, bob_pw, _, bob_hash, _) = LEGACY[0];
+    let csv = format!(
+        "username,email,first_name,attributes.team,attributes.level,roles,newsletter,email_verified,meta,status,\
+         password_format,password_hash,password_salt\n\
+         ada,ada@example.com,Ada,core,3,member,1,true,\"{{\"\"src\"\": \"\"legacy\"\"}}\",,sha256_salted,{ada_hash},{}\n\
+         bob,bob@example.com,\"Bob, Jr.\",,,,,,,,bcrypt,{bob_hash},\n\
+         cy,cy@example.com,,ops,,member;,0,false,,disabled,,,\n",
+        ada_salt.unwrap()
+    );
+    std::fs::write(path("in.csv"), csv).unwrap();
+    assert_eq!(ok(&app, &["import", "--tenant", "default", &path("in.csv")], None)["created"], 3);
+    let ada = ok(&app, &["user", "show", "--login", "ada"], None);
+    assert_eq!(ada["attributes"], json!({"level": 3, "team": "core"}));
+    assert_eq!((ada["roles"].clone(), ada["newsletter"].clone()), (json!(["member"]), json!(true)));
+    assert_eq!((ada["meta"].clone(), ada["email_verified"].clone()), (json!({"src": "legacy"}), json!(true)));
+    assert_eq!(ok(&app, &["user", "show", "--login", "bob"], None)["first_name"], "Bob, Jr.");
+    assert_eq!(ok(&app, &["user", "show", "--login", "cy"], None)["status"], "disabled");
+
+    let out = portcullis(
+        &["export", "--tenant", "default", "--format", "csv"],
+        &[("PORTCULLIS_DATABASE_URL", &app.config.database_url)],
+        None,
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let exported_csv = text(&out.stdout);
+    assert!(exported_csv.starts_with("username,email,phone,first_name,"), "{exported_csv}");
+    assert!(exported_csv.contains(ada_hash) && exported_csv.contains(bob_hash));
+    let status = portcullis(
+        &["export", "--tenant", "default", &path("out.csv")],
+        &[("PORTCULLIS_DATABASE_URL", &app.config.database_url)],
+        None,
+    );
+    assert!(status.status.success(), "{}", text(&status.stderr));
+    assert_eq!(std::fs::read_to_string(path("out.csv")).unwrap(), exported_csv);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(path("out.csv")).unwrap().permissions().mode();
+        assert_eq!(mode & 0o077, 0, "an export holds password hashes: owner only");
+    }
+    let original = ok_lines(&app, &["export", "--tenant", "default", "--format", "jsonl"]);
+    assert_eq!(original.len(), 3);
+    assert_eq!(original[0]["password_salt"], ada_salt.unwrap());
+
+    let copy = ok(&app, &["tenant", "create", "--slug", "copy"], None);
+    define(TenantId(copy["id"].as_i64().unwrap())).await;
+    let summary = ok(&app, &["import", "--tenant", "copy", &path("out.csv")], None);
+    assert_eq!(summary, json!({"created": 3, "rejected": 0, "rejections": []}));
+    assert_eq!(ok_lines(&app, &["export", "--tenant", "copy"]), original, "same users, fields and hashes");
+
+    let body = json!({"login": "ada@example.com", "password": ada_pw});
+    assert_eq!(app.post("/t/copy/v1/login", body.clone()).await.status(), StatusCode::OK);
+    assert_eq!(
+        app.post("/t/copy/v1/login", json!({"login": "bob", "password": bob_pw})).await.status(),
+        StatusCode::OK
+    );
+    assert_eq!(app.post("/v1/login", body).await.status(), StatusCode::OK, "the source tenant is untouched");
+    // And back through JSON Lines.
+    let jsonl: Vec<String> = original.iter().map(Value::to_string).collect();
+    std::fs::write(path("users.jsonl"), jsonl.join("\n")).unwrap();
+    let third = ok(&app, &["tenant", "create", "--slug", "third"], None);
+    define(TenantId(third["id"].as_i64().unwrap())).await;
+    assert_eq!(ok(&app, &["import", "--tenant", "third", &path("users.jsonl")], None)["created"], 3);
+    assert_eq!(ok_lines(&app, &["export", "--tenant", "third"]), original);
 }

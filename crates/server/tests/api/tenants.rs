@@ -27,6 +27,8 @@ async fn sessions_keys_and_users_never_cross_tenants(b: Backend) {
         assert_eq!(res.status(), StatusCode::CREATED);
     }
     let res = app.post("/t/alpha/v1/login", json!({"login": "same@example.com", "password": PW})).await;
+    let cookie = res.headers().get("set-cookie").unwrap().to_str().unwrap().to_owned();
+    assert!(cookie.contains("; Path=/t/alpha/;"), "tenants sharing a host keep separate cookies: {cookie}");
     let body: serde_json::Value = res.json().await.unwrap();
     let alpha_session = body["session"]["token"].as_str().unwrap().to_owned();
     assert_eq!(body["user"]["first_name"], "alpha");
@@ -47,6 +49,9 @@ async fn sessions_keys_and_users_never_cross_tenants(b: Backend) {
         let res = app.call(Method::GET, path, Some(&key), None).await;
         assert_error(res, StatusCode::UNAUTHORIZED, "unauthenticated").await;
     }
+    // Refused before the body is even looked at, like an unknown key.
+    let res = app.call(Method::POST, "/t/beta/v1/admin/users", Some(&key), Some(json!({"nonsense": true}))).await;
+    assert_error(res, StatusCode::UNAUTHORIZED, "unauthenticated").await;
     let res = app
         .call(
             Method::POST,
@@ -179,7 +184,7 @@ async fn operators_manage_tenants_and_disabling_shuts_one(b: Backend) {
         .send()
         .await
         .unwrap();
-    assert_eq!(res.status(), StatusCode::UNAUTHORIZED, "the domain no longer leads to the disabled tenant");
+    assert_eq!(res.status(), StatusCode::NOT_FOUND, "the domain of a disabled tenant serves nobody");
     let res = app.call(Method::GET, "/t/shop/v1/admin/users", Some(&shop_key), None).await;
     assert_eq!(res.status(), StatusCode::NOT_FOUND, "its keys stop working");
     let (s, _) = app.send(Method::PATCH, "/v1/admin/tenants/default", &op, Some(json!({"disabled": true}))).await;
