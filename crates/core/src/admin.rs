@@ -497,6 +497,33 @@ impl Core {
         Ok(d)
     }
 
+    /// Changes whether an attribute is required and whether users may edit it (its type
+    /// cannot change: existing values were checked against it).
+    pub async fn admin_update_attribute(
+        &self,
+        tenant: TenantId,
+        id: AttributeId,
+        required: Option<bool>,
+        user_editable: Option<bool>,
+        actor: Actor,
+        client: &ClientInfo,
+    ) -> CoreResult<AttributeDefinition> {
+        let d = self
+            .store
+            .update_attribute_definition(tenant, id, required, user_editable, self.now())
+            .await?
+            .ok_or(CoreError::NotFound)?;
+        self.audit(Audit {
+            action: "attribute.updated",
+            actor,
+            tenant: Some(tenant),
+            user: None,
+            client: Some(client),
+            details: json!({"attribute_id": d.id, "required": d.required, "user_editable": d.user_editable}),
+        });
+        Ok(d)
+    }
+
     /// A tenant's roles.
     pub async fn list_roles(&self, tenant: TenantId) -> CoreResult<Vec<Role>> {
         self.tenant_policy(tenant).await?;

@@ -419,6 +419,16 @@ mod feed_tests {
         async fn delete_attribute_definition(&self, _: TenantId, _: AttributeId) -> StoreResult<bool> {
             nope()
         }
+        async fn update_attribute_definition(
+            &self,
+            _: TenantId,
+            _: AttributeId,
+            _: Option<bool>,
+            _: Option<bool>,
+            _: Timestamp,
+        ) -> StoreResult<Option<AttributeDefinition>> {
+            nope()
+        }
         async fn list_users(&self, _: &UserQuery) -> StoreResult<Vec<User>> {
             nope()
         }

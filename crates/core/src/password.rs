@@ -360,8 +360,10 @@ impl PasswordHasher {
     /// Whether a stored hash is one this pool will verify: a legacy format, or argon2 with
     /// parameters it can afford (see the import limits in `docs/migration.md`).
     pub fn can_verify(&self, stored: &str) -> bool {
-        if crate::legacy_hash::verify_legacy(stored, b"").is_some() {
-            return true;
+        // Parsing checks a legacy hash's form and cost limits without computing it.
+        match crate::legacy_hash::scheme_of(stored) {
+            Some(s) if s.is_legacy() && s != crate::legacy_hash::HashScheme::Argon2Other => return true,
+            _ => {}
         }
         let Ok(phc) = Phc::new(stored) else { return false };
         let Ok(params) = Params::try_from(&phc) else { return false };

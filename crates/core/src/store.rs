@@ -535,6 +535,16 @@ pub trait Store: Send + Sync + Debug + 'static {
 
     /// Deletes a role (and every grant of it); `false` if absent.
     async fn delete_role(&self, tenant: TenantId, id: RoleId) -> StoreResult<bool>;
+    /// Changes whether an attribute is required and whether users may edit it; `None` when
+    /// there is no such definition in the tenant.
+    async fn update_attribute_definition(
+        &self,
+        tenant: TenantId,
+        id: AttributeId,
+        required: Option<bool>,
+        user_editable: Option<bool>,
+        now: Timestamp,
+    ) -> StoreResult<Option<AttributeDefinition>>;
     /// Deletes an attribute definition (and every value of it); `false` if absent.
     async fn delete_attribute_definition(&self, tenant: TenantId, id: AttributeId) -> StoreResult<bool>;
 

@@ -271,6 +271,17 @@ impl portcullis_core::store::Store for PostgresStore {
         self.delete_attribute_row(tenant, id).await
     }
 
+    async fn update_attribute_definition(
+        &self,
+        tenant: TenantId,
+        id: AttributeId,
+        required: Option<bool>,
+        user_editable: Option<bool>,
+        now: Timestamp,
+    ) -> StoreResult<Option<AttributeDefinition>> {
+        self.update_attribute_row(tenant, id, required, user_editable, now).await
+    }
+
     async fn list_users(&self, q: &UserQuery) -> StoreResult<Vec<User>> {
         self.user_rows(q).await
     }

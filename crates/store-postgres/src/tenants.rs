@@ -226,6 +226,30 @@ impl PostgresStore {
         Ok(done.rows_affected() > 0)
     }
 
+    pub(crate) async fn update_attribute_row(
+        &self,
+        tenant: TenantId,
+        id: AttributeId,
+        required: Option<bool>,
+        user_editable: Option<bool>,
+        now: portcullis_core::clock::Timestamp,
+    ) -> StoreResult<Option<AttributeDefinition>> {
+        let row = sqlx::query(
+            "UPDATE attribute_definitions SET required = coalesce($3, required), \
+             user_editable = coalesce($4, user_editable), updated_at = $5 \
+             WHERE tenant_id = $1 AND id = $2 RETURNING *",
+        )
+        .bind(tenant.0)
+        .bind(id.0)
+        .bind(required)
+        .bind(user_editable)
+        .bind(odt(now))
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(map_err)?;
+        row.as_ref().map(attribute_from_row).transpose()
+    }
+
     pub(crate) async fn delete_attribute_row(&self, tenant: TenantId, id: AttributeId) -> StoreResult<bool> {
         // Values go with it (user_attributes cascades).
         let done = sqlx::query("DELETE FROM attribute_definitions WHERE tenant_id = $1 AND id = $2")

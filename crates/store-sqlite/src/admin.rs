@@ -185,6 +185,32 @@ impl SqliteStore {
         Ok(done.rows_affected() > 0)
     }
 
+    pub(crate) async fn update_attribute_row(
+        &self,
+        tenant: TenantId,
+        id: AttributeId,
+        required: Option<bool>,
+        user_editable: Option<bool>,
+        now: Timestamp,
+    ) -> StoreResult<Option<portcullis_core::model::AttributeDefinition>> {
+        let done = sqlx::query(
+            "UPDATE attribute_definitions SET required = coalesce(?3, required), \
+             user_editable = coalesce(?4, user_editable), updated_at = ?5 WHERE tenant_id = ?1 AND id = ?2",
+        )
+        .bind(tenant.0)
+        .bind(id.0)
+        .bind(required)
+        .bind(user_editable)
+        .bind(now.unix_micros())
+        .execute(&self.writer)
+        .await
+        .map_err(map_err)?;
+        if done.rows_affected() == 0 {
+            return Ok(None);
+        }
+        Ok(self.attribute_rows(tenant).await?.into_iter().find(|d| d.id == id))
+    }
+
     pub(crate) async fn delete_attribute_row(&self, tenant: TenantId, id: AttributeId) -> StoreResult<bool> {
         let done = sqlx::query("DELETE FROM attribute_definitions WHERE tenant_id = ?1 AND id = ?2")
             .bind(tenant.0)

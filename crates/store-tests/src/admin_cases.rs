@@ -384,6 +384,13 @@ pub async fn roles_and_attributes_are_deleted_with_their_grants(db: &TestDb) {
     u.roles = vec![role.id];
     u.attributes = vec![(attr.id, json!("core"))];
     let user = s.insert_user(&u).await.unwrap();
+    assert!(s.update_attribute_definition(other, attr.id, Some(true), None, now()).await.unwrap().is_none());
+    let changed =
+        s.update_attribute_definition(TenantId::DEFAULT, attr.id, Some(true), None, now()).await.unwrap().unwrap();
+    assert_eq!((changed.required, changed.user_editable, changed.kind), (true, true, AttributeKind::String));
+    let changed =
+        s.update_attribute_definition(TenantId::DEFAULT, attr.id, None, Some(false), now()).await.unwrap().unwrap();
+    assert_eq!((changed.required, changed.user_editable), (true, false));
     assert!(!s.delete_role(other, role.id).await.unwrap(), "not from another tenant");
     assert!(!s.delete_attribute_definition(other, attr.id).await.unwrap());
     assert!(s.delete_role(TenantId::DEFAULT, role.id).await.unwrap());

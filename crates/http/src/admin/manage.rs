@@ -29,7 +29,7 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(list_roles, create_role))
         .routes(routes!(delete_role))
         .routes(routes!(list_attributes, create_attribute))
-        .routes(routes!(delete_attribute))
+        .routes(routes!(update_attribute, delete_attribute))
         .routes(routes!(list_keys, create_key))
         .routes(routes!(revoke_key))
         .routes(routes!(audit_log))
@@ -187,6 +187,35 @@ async fn create_attribute(
         )
         .await?;
     Ok((StatusCode::CREATED, Json(AttributeBody::from(&d))).into_response())
+}
+
+/// Body of `PATCH /v1/admin/attributes/{id}`. The type cannot change.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateAttributeRequest {
+    /// Whether every new user must have a value.
+    required: Option<bool>,
+    /// Whether users may set it themselves.
+    user_editable: Option<bool>,
+}
+
+/// Change whether a custom attribute is required or user-editable (tenant:admin).
+#[utoipa::path(patch, path = "/attributes/{id}", tag = "admin", params(("id" = i64, Path)), request_body = UpdateAttributeRequest,
+    responses((status = 200, body = AttributeBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)),
+    security(("api_key" = [])))]
+async fn update_attribute(
+    State(st): State<AppState>,
+    key: KeyAuth,
+    Path(id): Path<String>,
+    JsonBody(req): JsonBody<UpdateAttributeRequest>,
+) -> Result<Json<AttributeBody>, ApiError> {
+    key.require(Scope::TenantAdmin)?;
+    let id = AttributeId(path_id(&id)?);
+    let d = st
+        .core
+        .admin_update_attribute(key.tenant, id, req.required, req.user_editable, key.actor(), &key.client)
+        .await?;
+    Ok(Json(AttributeBody::from(&d)))
 }
 
 /// Delete a custom attribute with every value of it (tenant:admin).

@@ -381,6 +381,16 @@ async fn roles_attributes_and_keys_are_managed(b: Backend) {
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
     let (s, me) = app.send(Method::PATCH, "/v1/me", &session, Some(json!({"attributes": {"age": 30}}))).await;
     assert_eq!((s, me["user"]["attributes"]["age"].as_i64()), (StatusCode::OK, Some(30)));
+    let attr_path = format!("/v1/admin/attributes/{}", attr["id"]);
+    let (s, body) = app.send(Method::PATCH, &attr_path, &admin, Some(json!({"user_editable": false}))).await;
+    assert_eq!(
+        (s, body["user_editable"].as_bool(), body["kind"].as_str()),
+        (StatusCode::OK, Some(false), Some("integer"))
+    );
+    let (s, _) = app.send(Method::PATCH, "/v1/me", &session, Some(json!({"attributes": {"age": 31}}))).await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "no longer user-editable");
+    let (s, _) = app.send(Method::PATCH, &attr_path, &admin, Some(json!({"kind": "string"}))).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "the type cannot change");
     let (s, _) = app.send(Method::DELETE, &format!("/v1/admin/attributes/{}", attr["id"]), &admin, None).await;
     assert_eq!(s, StatusCode::NO_CONTENT);
 
