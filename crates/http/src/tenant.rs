@@ -107,7 +107,7 @@ pub async fn resolve(State(st): State<AppState>, mut req: Request, next: Next) -
     next.run(req).await
 }
 
-/// The request's host name, without the port.
+/// The request's host name, without the port (the core normalises its case).
 fn host_of(req: &Request) -> Option<String> {
     let h = req.headers().get(header::HOST)?.to_str().ok()?;
     let host = if h.starts_with('[') {
@@ -115,7 +115,7 @@ fn host_of(req: &Request) -> Option<String> {
     } else {
         h.split(':').next()?
     };
-    Some(host.to_ascii_lowercase())
+    Some(host.to_owned())
 }
 
 #[cfg(test)]
