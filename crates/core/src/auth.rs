@@ -123,7 +123,9 @@ impl Core {
         password: Password,
         client: &ClientInfo,
     ) -> CoreResult<User> {
-        let ip = client.ip_string();
+        // Per tenant, so that a server checking credentials for its users (with their IPs) in
+        // one tenant cannot spend the log-in budget of an address in another.
+        let ip = client.ip_string().map(|ip| format!("{}:{ip}", tenant.0));
         self.limiter.check(ip.as_deref(), &format!("{}:{}", tenant.0, key.limiter_key()))?;
         let found = self.store.user_with_secret(tenant, key).await?;
         let stored = found.as_ref().and_then(|u| u.password_hash.clone());

@@ -12,6 +12,7 @@ mod errors;
 mod invariants;
 mod login;
 mod me;
+mod migration;
 mod ops;
 mod sessions;
 mod signup;
