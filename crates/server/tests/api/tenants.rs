@@ -12,7 +12,8 @@ both!(
     tenants_are_reached_by_path_and_by_host,
     each_tenant_applies_its_own_policy,
     operators_manage_tenants_and_disabling_shuts_one,
-    only_operator_keys_manage_tenants
+    only_operator_keys_manage_tenants,
+    password_guessing_limits_are_kept_per_tenant
 );
 
 async fn sessions_keys_and_users_never_cross_tenants(b: Backend) {
@@ -203,4 +204,21 @@ async fn only_operator_keys_manage_tenants(b: Backend) {
     assert_error(res, StatusCode::FORBIDDEN, "forbidden").await;
     let res = app.call(Method::GET, "/v1/admin/tenants", Some(&admin), None).await;
     assert_error(res, StatusCode::FORBIDDEN, "forbidden").await;
+}
+
+async fn password_guessing_limits_are_kept_per_tenant(b: Backend) {
+    let app = TestApp::spawn_with(b, |c| {
+        c.rate_limits.login_per_ip_per_minute = 3;
+        c.rate_limits.login_per_identifier_per_minute = 100;
+    })
+    .await;
+    tenant(&app, "other", &[]).await;
+    for _ in 0..3 {
+        assert_eq!(app.login("someone", "wrong password here").await.0, StatusCode::UNAUTHORIZED);
+    }
+    let res = app.post("/v1/login", json!({"login": "someone", "password": "wrong password here"})).await;
+    assert_error(res, StatusCode::TOO_MANY_REQUESTS, "rate_limited").await;
+    // The same address still has its budget in another tenant.
+    let res = app.post("/t/other/v1/login", json!({"login": "someone", "password": "wrong password here"})).await;
+    assert_error(res, StatusCode::UNAUTHORIZED, "invalid_credentials").await;
 }
