@@ -437,22 +437,11 @@ impl Core {
         let Some(c) = consumed.filter(|c| c.tenant_id == tenant) else {
             return Err(CoreError::InvalidCredentials);
         };
-        let mut user = self.store.user(tenant, c.user_id).await?.ok_or(CoreError::InvalidCredentials)?;
+        let user = self.store.user(tenant, c.user_id).await?.ok_or(CoreError::InvalidCredentials)?;
         if c.data.get("password_version").and_then(Value::as_i64) != Some(user.password_version) {
             return Err(CoreError::InvalidCredentials);
         }
-        self.ensure_may_log_in(&user, &policy)?;
-        let issued = self.open_session(&user, &policy, client).await?;
-        user.last_login_at = Some(issued.session.created_at);
-        self.audit(Audit {
-            action: "login.succeeded",
-            actor: Actor::User(user.id),
-            tenant: Some(tenant),
-            user: Some(user.id),
-            client: Some(client),
-            details: json!({"method": "login_token"}),
-        });
-        Ok((user, issued))
+        self.finish_login(user, &policy, client, "login_token").await
     }
 
     /// Defines a role, audited.

@@ -98,17 +98,29 @@ impl Core {
         client: &ClientInfo,
     ) -> CoreResult<(User, IssuedSession)> {
         let (_, policy) = self.tenant_policy(tenant).await?;
-        let mut user = self.check_password(tenant, &cmd.identifier, cmd.password, client).await?;
-        self.ensure_may_log_in_audited(&user, &policy, client)?;
-        let issued = self.open_session(&user, &policy, client).await?;
+        let user = self.check_password(tenant, &cmd.identifier, cmd.password, client).await?;
+        self.finish_login(user, &policy, client, "password").await
+    }
+
+    /// The end of every log-in once the user is known: refuses accounts that may not log in
+    /// (audited), opens the session, and records the success with how it was made.
+    pub(crate) async fn finish_login(
+        &self,
+        mut user: User,
+        policy: &Policy,
+        client: &ClientInfo,
+        method: &str,
+    ) -> CoreResult<(User, IssuedSession)> {
+        self.ensure_may_log_in_audited(&user, policy, client)?;
+        let issued = self.open_session(&user, policy, client).await?;
         user.last_login_at = Some(issued.session.created_at);
         self.audit(Audit {
             action: "login.succeeded",
             actor: Actor::User(user.id),
-            tenant: Some(tenant),
+            tenant: Some(user.tenant_id),
             user: Some(user.id),
             client: Some(client),
-            details: json!({"method": "password"}),
+            details: json!({"method": method}),
         });
         Ok((user, issued))
     }

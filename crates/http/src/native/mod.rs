@@ -109,10 +109,15 @@ async fn login(
         req.password,
     )?;
     let (user, session) = st.core.login(tenant, cmd, &client.info).await?;
-    let body = AuthResponse { user: user_json(&user), session: Some(IssuedSessionBody::from(&session)) };
+    Ok(logged_in(&st, &client, &user, &session))
+}
+
+/// The answer to a successful log-in: the user and the new session, also set as a cookie.
+fn logged_in(st: &AppState, client: &Client, user: &portcullis_core::model::User, session: &IssuedSession) -> Response {
+    let body = AuthResponse { user: user_json(user), session: Some(IssuedSessionBody::from(session)) };
     let mut res = Json(body).into_response();
-    set_session_cookie(&st, &client, &mut res, Some(&session));
-    Ok(res)
+    set_session_cookie(st, client, &mut res, Some(session));
+    res
 }
 
 /// Exchange a one-time log-in token (issued through the admin API) for a session. The token
@@ -134,10 +139,7 @@ async fn login_with_token(
 ) -> Result<Response, ApiError> {
     let token = portcullis_core::Token::from_client(req.token);
     let (user, session) = st.core.login_with_token(tenant, &token, &client.info).await?;
-    let body = AuthResponse { user: user_json(&user), session: Some(IssuedSessionBody::from(&session)) };
-    let mut res = Json(body).into_response();
-    set_session_cookie(&st, &client, &mut res, Some(&session));
-    Ok(res)
+    Ok(logged_in(&st, &client, &user, &session))
 }
 
 /// Check a user's login and password, for servers (API key with `credentials:verify`).
