@@ -131,19 +131,7 @@ impl Core {
     /// Names of roles to their ids in a tenant; unknown names are a field error on `roles`.
     pub(crate) async fn resolve_roles(&self, tenant: TenantId, names: &[String]) -> CoreResult<Vec<RoleId>> {
         let roles = self.store.roles(tenant).await?;
-        let mut ids = Vec::new();
-        let mut unknown = Vec::new();
-        for n in names {
-            match roles.iter().find(|r| normalize_name(&r.name) == normalize_name(n)) {
-                Some(r) if !ids.contains(&r.id) => ids.push(r.id),
-                Some(_) => {}
-                None => unknown.push(n.chars().take(64).collect::<String>()),
-            }
-        }
-        if !unknown.is_empty() {
-            return Err(CoreError::field("roles", format!("no such role: {}", unknown.join(", "))));
-        }
-        Ok(ids)
+        match_roles(&roles, names)
     }
 
     /// A user of a tenant.
@@ -426,11 +414,7 @@ impl Core {
         client: &ClientInfo,
     ) -> CoreResult<(User, IssuedSession)> {
         let (_, policy) = self.tenant_policy(tenant).await?;
-        let well_formed = token
-            .expose()
-            .strip_prefix(LOGIN_TOKEN_PREFIX)
-            .is_some_and(|b| b.len() == 43 && b.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_'));
-        if !well_formed {
+        if !token.has_shape(LOGIN_TOKEN_PREFIX) {
             return Err(CoreError::InvalidCredentials);
         }
         let consumed = self.store.consume_one_time_token(&token.hash(), LOGIN_PURPOSE, self.now()).await?;
@@ -568,6 +552,24 @@ impl Core {
         self.tenant_policy(tenant).await?;
         Ok(self.store.password_schemes(tenant).await?)
     }
+}
+
+/// Role names (compared case-insensitively) to the ids of a tenant's roles, without
+/// duplicates; unknown names are a field error on `roles`.
+pub(crate) fn match_roles(roles: &[Role], names: &[String]) -> CoreResult<Vec<RoleId>> {
+    let mut ids = Vec::new();
+    let mut unknown = Vec::new();
+    for n in names {
+        match roles.iter().find(|r| normalize_name(&r.name) == normalize_name(n)) {
+            Some(r) if !ids.contains(&r.id) => ids.push(r.id),
+            Some(_) => {}
+            None => unknown.push(n.chars().take(64).collect::<String>()),
+        }
+    }
+    if !unknown.is_empty() {
+        return Err(CoreError::field("roles", format!("no such role: {}", unknown.join(", "))));
+    }
+    Ok(ids)
 }
 
 impl UserUpdate {

@@ -38,24 +38,7 @@ impl LoginCommand {
         password: Option<Password>,
     ) -> CoreResult<Self> {
         let mut errors = FieldErrors::new();
-        let given: Vec<(&str, &str)> = [("login", login), ("username", username), ("email", email), ("phone", phone)]
-            .into_iter()
-            .filter_map(|(k, v)| v.filter(|v| !v.trim().is_empty()).map(|v| (k, v)))
-            .collect();
-        let identifier = match given.as_slice() {
-            [("login", v)] => Some(LoginKey::from_login(v)),
-            [("username", v)] => Some(LoginKey::username(v)),
-            [("email", v)] => Some(LoginKey::email(v)),
-            [("phone", v)] => Some(LoginKey::phone(v)),
-            [] => {
-                errors.add("login", "is required (or one of username, email, phone)");
-                None
-            }
-            _ => {
-                errors.add("login", "give only one of login, username, email, phone");
-                None
-            }
-        };
+        let identifier = identifier_from_fields(login, username, email, phone).map_err(|m| errors.add("login", m)).ok();
         let password = password.filter(|p| !p.expose().is_empty());
         if password.is_none() {
             errors.add("password", "is required");
@@ -64,6 +47,29 @@ impl LoginCommand {
             (Some(identifier), Some(password)) if errors.is_empty() => Ok(Self { identifier, password }),
             _ => Err(CoreError::Validation(errors)),
         }
+    }
+}
+
+/// The identifier of the usual wire fields: either a free-form `login` (matched against
+/// username, e-mail and phone) or exactly one of `username`, `email` and `phone`. The error is
+/// the message for the `login` field.
+pub fn identifier_from_fields(
+    login: Option<&str>,
+    username: Option<&str>,
+    email: Option<&str>,
+    phone: Option<&str>,
+) -> Result<LoginKey, &'static str> {
+    let given: Vec<(&str, &str)> = [("login", login), ("username", username), ("email", email), ("phone", phone)]
+        .into_iter()
+        .filter_map(|(k, v)| v.filter(|v| !v.trim().is_empty()).map(|v| (k, v)))
+        .collect();
+    match given.as_slice() {
+        [("login", v)] => Ok(LoginKey::from_login(v)),
+        [("username", v)] => Ok(LoginKey::username(v)),
+        [("email", v)] => Ok(LoginKey::email(v)),
+        [("phone", v)] => Ok(LoginKey::phone(v)),
+        [] => Err("is required (or one of username, email, phone)"),
+        _ => Err("give only one of login, username, email, phone"),
     }
 }
 
@@ -245,7 +251,7 @@ impl Core {
     /// Checks a session token presented to `tenant`. Never writes on the request path: use
     /// is noted and written in batches.
     pub async fn authenticate(&self, tenant: TenantId, token: &Token) -> CoreResult<AuthSession> {
-        if !looks_like_session_token(token.expose()) {
+        if !token.has_shape(SESSION_TOKEN_PREFIX) {
             return Err(CoreError::Unauthenticated);
         }
         let hash = token.hash();
@@ -397,8 +403,7 @@ impl Session {
 /// Whether text has the shape of a session token (checked before any look-up, so garbage
 /// costs nothing).
 pub fn looks_like_session_token(s: &str) -> bool {
-    s.strip_prefix(SESSION_TOKEN_PREFIX)
-        .is_some_and(|b| b.len() == 43 && b.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_'))
+    Token::from_client(s).has_shape(SESSION_TOKEN_PREFIX)
 }
 
 /// What a password should not be built from: the user's own identifiers and names.

@@ -10,14 +10,13 @@
 
 use serde_json::{Map, Value, json};
 
-use crate::admin::AdminUserInput;
+use crate::admin::{AdminUserInput, match_roles};
 use crate::audit::{Actor, Audit};
 use crate::error::{CoreError, CoreResult, FieldErrors};
 use crate::fields::{Editor, parse_account_fields};
 use crate::ids::{TenantId, UserId};
 use crate::legacy_hash::{export_hash, import_hash};
 use crate::model::{User, UserStatus};
-use crate::parse::normalize_name;
 use crate::profile::TextField;
 use crate::store::{ImportOutcome, NewUser};
 use crate::{ClientInfo, Core};
@@ -101,14 +100,14 @@ impl Core {
                 let input = AdminUserInput::from_json(fields)?;
                 let (changes, mut errors) = parse_account_fields(&input.fields, &defs, Editor::Admin)?;
                 errors.merge(crate::accounts::check_new_account(&changes, &defs, &policy, Editor::Admin));
-                let mut role_ids = Vec::new();
-                for name in input.roles.iter().flatten() {
-                    match roles.iter().find(|r| normalize_name(&r.name) == normalize_name(name)) {
-                        Some(r) if !role_ids.contains(&r.id) => role_ids.push(r.id),
-                        Some(_) => {}
-                        None => errors.add("roles", "names a role this tenant does not have"),
+                let role_ids = match match_roles(&roles, input.roles.as_deref().unwrap_or_default()) {
+                    Ok(ids) => ids,
+                    Err(CoreError::Validation(f)) => {
+                        errors.merge(f);
+                        Vec::new()
                     }
-                }
+                    Err(e) => return Err(e),
+                };
                 let stored = match (&hash, &format, &salt) {
                     (None, None, None) => None,
                     (None, _, _) => {

@@ -82,8 +82,7 @@ impl KeyCaller {
 
 /// Whether text has the shape of an API key (checked before any look-up).
 pub fn looks_like_api_key(s: &str) -> bool {
-    s.strip_prefix(API_KEY_PREFIX)
-        .is_some_and(|b| b.len() == 43 && b.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_'))
+    Token::from_client(s).has_shape(API_KEY_PREFIX)
 }
 
 impl Core {
@@ -144,10 +143,33 @@ impl Core {
         Ok(IssuedApiKey { key, record })
     }
 
+    /// Issues an API key on behalf of another key, which it cannot outlive: without an expiry
+    /// the new key expires with its creator, and a later expiry is refused.
+    pub async fn create_api_key_as(
+        &self,
+        creator: &KeyCaller,
+        mut cmd: CreateApiKeyCommand,
+        client: &ClientInfo,
+    ) -> CoreResult<IssuedApiKey> {
+        if let Some(own) = creator.key.expires_at {
+            match cmd.expires_at {
+                Some(e) if e > own => {
+                    return Err(CoreError::field(
+                        "expires_at",
+                        "must not be later than the expiry of the key creating it",
+                    ));
+                }
+                None => cmd.expires_at = Some(own),
+                Some(_) => {}
+            }
+        }
+        self.create_api_key(cmd, creator.actor(), client).await
+    }
+
     /// Checks a presented API key: it must exist, not be revoked and not be expired. Its last
     /// use is recorded (at most once a minute per key and node).
     pub async fn authenticate_key(&self, key: &Token) -> CoreResult<KeyCaller> {
-        if !looks_like_api_key(key.expose()) {
+        if !key.has_shape(API_KEY_PREFIX) {
             return Err(CoreError::Unauthenticated);
         }
         let now = self.now();

@@ -67,6 +67,15 @@ impl Token {
         &self.0
     }
 
+    /// Whether the token has the shape of one this server issues with `prefix` (the prefix,
+    /// then 43 URL-safe base64 characters); checked before any look-up, so garbage costs
+    /// nothing.
+    pub fn has_shape(&self, prefix: &str) -> bool {
+        self.0
+            .strip_prefix(prefix)
+            .is_some_and(|b| b.len() == 43 && b.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_'))
+    }
+
     /// The hash under which this token is stored.
     pub fn hash(&self) -> TokenHash {
         TokenHash(Sha256::digest(self.0.as_bytes()).into())

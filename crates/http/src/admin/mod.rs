@@ -10,8 +10,8 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use portcullis_core::admin::{AdminUserInput, ListUsers};
+use portcullis_core::auth::identifier_from_fields;
 use portcullis_core::model::{Scope, UserStatus};
-use portcullis_core::parse::LoginKey;
 use portcullis_core::{CoreError, FieldErrors, Timestamp, UserId};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -182,19 +182,10 @@ async fn user_exists(
     QueryParams(p): QueryParams<ExistsParams>,
 ) -> Result<Json<ExistsResponse>, ApiError> {
     key.require(Scope::UsersRead)?;
-    let given: Vec<(&str, &str)> =
-        [("login", &p.login), ("username", &p.username), ("email", &p.email), ("phone", &p.phone)]
-            .into_iter()
-            .filter_map(|(k, v)| v.as_deref().filter(|v| !v.trim().is_empty()).map(|v| (k, v)))
-            .collect();
-    let key_ = match given.as_slice() {
-        [("login", v)] => LoginKey::from_login(v),
-        [("username", v)] => LoginKey::username(v),
-        [("email", v)] => LoginKey::email(v),
-        [("phone", v)] => LoginKey::phone(v),
-        _ => return Err(CoreError::field("username", "give exactly one of username, email, phone, login").into()),
-    };
-    let exists = st.core.identifier_exists(key.tenant, &key_).await?;
+    let login =
+        identifier_from_fields(p.login.as_deref(), p.username.as_deref(), p.email.as_deref(), p.phone.as_deref())
+            .map_err(|m| CoreError::field("login", m))?;
+    let exists = st.core.identifier_exists(key.tenant, &login).await?;
     Ok(Json(ExistsResponse { exists }))
 }
 

@@ -502,12 +502,20 @@ async fn revoked_expired_and_malformed_keys_are_refused(b: Backend) {
     let cmd = portcullis_core::keys::CreateApiKeyCommand {
         tenant: Some(portcullis_core::TenantId::DEFAULT),
         name: "short-lived".into(),
-        scopes: vec![portcullis_core::model::Scope::UsersRead],
+        scopes: vec![portcullis_core::model::Scope::TenantAdmin],
         expires_at: Some(app.core.now().plus(Duration::from_secs(60))),
     };
     let issued = app.core.create_api_key(cmd, portcullis_core::audit::Actor::Cli, &Default::default()).await.unwrap();
     let key = issued.key.expose().to_owned();
     assert_eq!(app.send(Method::GET, "/v1/admin/users", &key, None).await.0, StatusCode::OK);
+    // A key it creates cannot outlive it.
+    let (s, child) =
+        app.send(Method::POST, "/v1/admin/keys", &key, Some(json!({"name": "child", "scopes": ["users:read"]}))).await;
+    assert_eq!(s, StatusCode::CREATED, "{child}");
+    assert_eq!(child["expires_at"], json!(issued.record.expires_at), "expires with its creator");
+    let later = json!({"name": "later", "scopes": ["users:read"], "expires_at": "2099-01-01T00:00:00Z"});
+    let (s, body) = app.send(Method::POST, "/v1/admin/keys", &key, Some(later)).await;
+    assert_eq!((s, body["error"]["fields"]["expires_at"].is_string()), (StatusCode::UNPROCESSABLE_ENTITY, true));
     app.clock.advance(Duration::from_secs(61));
     let res = app.call(Method::GET, "/v1/admin/users", Some(&key), None).await;
     assert_error(res, StatusCode::UNAUTHORIZED, "unauthenticated").await;
