@@ -182,7 +182,7 @@ async fn run_backend(o: &Options, backend: &str, cores: usize) -> Result<()> {
     let url = match backend {
         "sqlite" => format!("sqlite://{}", dir.path().join("bench.db").display()),
         _ => {
-            let db = portcullis_store_postgres::testing::TestDatabase::create().await.map_err(anyhow::Error::msg)?;
+            let db = portcullis_testkit::TestDatabase::create().await.map_err(anyhow::Error::msg)?;
             let url = db.url().to_owned();
             _pg = Some(db);
             url
@@ -210,7 +210,7 @@ async fn run_backend(o: &Options, backend: &str, cores: usize) -> Result<()> {
     let login_conns = 2 * cores;
     let mut rounds = Vec::new();
     for _ in 0..o.rounds {
-        let raw = argon2_baseline(&hasher, &hash, workers, o.round);
+        let raw = argon2_baseline(&hasher, hash.as_str(), workers, o.round);
         let login = wrk(&server.base, "/v1/login", login_conns, o.round, Some(&files.login_script), "10s")?;
         rounds.push((raw, login));
     }

@@ -3,6 +3,7 @@
 
 use serde_json::{Map, Value};
 
+use crate::audit::AuditAction;
 use crate::auth::{AuthSession, IssuedSession, password_inputs};
 use crate::error::{CoreError, CoreResult, FieldErrors};
 use crate::fields::{AccountChanges, Editor, check_required_attributes, parse_account_fields};
@@ -59,7 +60,7 @@ impl Core {
         if !policy.signup_open {
             return Err(CoreError::SignupClosed);
         }
-        let defs = self.store.attribute_definitions(tenant).await?;
+        let defs = self.store.attributes.attribute_definitions(tenant).await?;
         let (changes, mut errors) = parse_account_fields(&cmd.fields, &defs, Editor::User)?;
         errors.merge(check_new_account(&changes, &defs, &policy, Editor::User));
         match (&cmd.password, &cmd.password_confirmation) {
@@ -87,7 +88,7 @@ impl Core {
             Ok(h) => h,
             Err(m) => return Err(CoreError::field("password", m)),
         };
-        let mut user = self.store.insert_user(&NewUser { password_hash: Some(hash), ..new }).await?;
+        let mut user = self.store.users.insert_user(&NewUser { password: Some(hash), ..new }).await?;
         let session = match self.ensure_may_log_in(&user, &policy) {
             Ok(()) => Some(self.open_session(&user, &policy, client).await?),
             Err(_) => None,
@@ -96,7 +97,7 @@ impl Core {
             user.last_login_at = Some(s.session.created_at);
         }
         self.audit(crate::audit::Audit {
-            action: "signup",
+            action: AuditAction::Signup,
             actor: crate::audit::Actor::User(user.id),
             tenant: Some(tenant),
             user: Some(user.id),
@@ -110,7 +111,7 @@ impl Core {
     /// and sign-up need not be open.
     pub async fn create_user(&self, tenant: TenantId, cmd: CreateUserCommand) -> CoreResult<User> {
         let (_, policy) = self.tenant_policy(tenant).await?;
-        let defs = self.store.attribute_definitions(tenant).await?;
+        let defs = self.store.attributes.attribute_definitions(tenant).await?;
         let (changes, mut errors) = parse_account_fields(&cmd.fields, &defs, Editor::Admin)?;
         errors.merge(check_new_account(&changes, &defs, &policy, Editor::Admin));
         let roles = match self.resolve_roles(tenant, &cmd.roles).await {
@@ -125,14 +126,14 @@ impl Core {
         let verified = cmd.email_verified.then(|| self.now());
         let mut new = self.new_user(tenant, changes, cmd.status.unwrap_or(UserStatus::Active), verified)?;
         new.roles = roles;
-        let password_hash = match cmd.password {
+        let password = match cmd.password {
             Some(p) => match self.hasher.check_and_hash(p, &policy, new_user_inputs(&new)).await? {
                 Ok(h) => Some(h),
                 Err(m) => return Err(CoreError::field("password", m)),
             },
             None => None,
         };
-        Ok(self.store.insert_user(&NewUser { password_hash, ..new }).await?)
+        Ok(self.store.users.insert_user(&NewUser { password, ..new }).await?)
     }
 
     pub(crate) fn new_user(
@@ -152,7 +153,7 @@ impl Core {
             email: changes.email.flatten(),
             email_verified_at,
             phone: changes.phone.flatten(),
-            password_hash: None,
+            password: None,
             status,
             profile,
             attributes: changes.attributes.into_iter().filter_map(|(d, v)| v.map(|v| (d.id, v))).collect(),
@@ -164,7 +165,7 @@ impl Core {
     /// The requesting user's account.
     pub async fn me(&self, auth: &AuthSession) -> CoreResult<User> {
         let s = &auth.session;
-        self.store.user(s.tenant_id, s.user_id).await?.ok_or(CoreError::Unauthenticated)
+        self.store.users.user(s.tenant_id, s.user_id).await?.ok_or(CoreError::Unauthenticated)
     }
 
     /// Updates the requesting user's own fields. A field they may not edit is refused with
@@ -173,7 +174,7 @@ impl Core {
     pub async fn update_me(&self, auth: &AuthSession, fields: Map<String, Value>) -> CoreResult<User> {
         let s = &auth.session;
         let (_, policy) = self.tenant_policy(s.tenant_id).await?;
-        let defs = self.store.attribute_definitions(s.tenant_id).await?;
+        let defs = self.store.attributes.attribute_definitions(s.tenant_id).await?;
         let (changes, mut errors) = parse_account_fields(&fields, &defs, Editor::User)?;
         let current = self.me(auth).await?;
         errors.merge(check_identifiers_after_update(&current, &changes, &policy));
@@ -201,18 +202,19 @@ impl Core {
             attributes: changes.attributes.into_iter().map(|(d, v)| (d.id, v)).collect(),
             status: None,
             roles: None,
-            password_hash: None,
+            password: None,
         };
         if update.is_empty() {
             return Ok(current);
         }
         let user = self
             .store
+            .users
             .update_user(s.tenant_id, s.user_id, &update, self.now())
             .await?
             .ok_or(CoreError::Unauthenticated)?;
         let changed: Vec<&String> = fields.keys().collect();
-        self.audit_user(auth, "user.updated", None, serde_json::json!({"fields": changed}));
+        self.audit_user(auth, AuditAction::UserUpdated, None, serde_json::json!({"fields": changed}));
         Ok(user)
     }
 
@@ -221,9 +223,9 @@ impl Core {
     pub async fn delete_me(&self, auth: &AuthSession, password: Password) -> CoreResult<()> {
         let s = &auth.session;
         self.confirm_password(auth, password).await?;
-        self.store.delete_user(s.tenant_id, s.user_id, self.now()).await?;
+        self.store.users.delete_user(s.tenant_id, s.user_id, self.now()).await?;
         self.sessions.evict_user(s.user_id, None);
-        self.audit_user(auth, "user.deleted", None, serde_json::json!({"by": "self"}));
+        self.audit_user(auth, AuditAction::UserDeleted, None, serde_json::json!({"by": "self"}));
         Ok(())
     }
 
@@ -256,7 +258,7 @@ impl Core {
             user_editable,
             now: self.now(),
         };
-        Ok(self.store.insert_attribute_definition(&d).await?)
+        Ok(self.store.attributes.insert_attribute_definition(&d).await?)
     }
 
     /// Defines a role in a tenant.
@@ -276,12 +278,13 @@ impl Core {
             description: description.map(str::to_owned),
             now: self.now(),
         };
-        Ok(self.store.insert_role(&r).await?)
+        Ok(self.store.roles.insert_role(&r).await?)
     }
 
     /// Ends every session of a user (for operators; the admin API and CLI build on it).
     pub async fn end_all_sessions(&self, user: &User) -> CoreResult<u64> {
-        let n = self.store.delete_sessions_of_user(user.tenant_id, user.id, EndSessions::All, self.now()).await?;
+        let n =
+            self.store.sessions.delete_sessions_of_user(user.tenant_id, user.id, EndSessions::All, self.now()).await?;
         self.sessions.evict_user(user.id, None);
         Ok(n)
     }

@@ -8,13 +8,13 @@
 use serde_json::{Map, Value, json};
 
 use crate::accounts::CreateUserCommand;
-use crate::audit::{Actor, Audit};
+use crate::audit::{Actor, Audit, AuditAction};
 use crate::auth::{IssuedSession, password_inputs};
 use crate::clock::Timestamp;
 use crate::error::{CoreError, CoreResult, FieldErrors};
 use crate::fields::{Editor, parse_account_fields};
 use crate::ids::{AttributeId, RoleId, TenantId, UserId};
-use crate::model::{AttributeDefinition, Role, User, UserStatus};
+use crate::model::{AttributeDefinition, Role, TokenPurpose, User, UserStatus};
 use crate::parse::{LoginKey, normalize_name};
 use crate::secret::{Password, Token};
 use crate::store::{NewOneTimeToken, UserQuery, UserUpdate};
@@ -25,8 +25,6 @@ pub const LOGIN_TOKEN_PREFIX: &str = "pcl_";
 
 /// How long a one-time log-in token works.
 pub const LOGIN_TOKEN_TTL: std::time::Duration = std::time::Duration::from_secs(10 * 60);
-
-const LOGIN_PURPOSE: &str = "login";
 
 /// What an admin sends to create or change a user: account fields (native names) plus the
 /// fields only admins set.
@@ -130,13 +128,13 @@ pub struct IssuedLoginToken {
 impl Core {
     /// Names of roles to their ids in a tenant; unknown names are a field error on `roles`.
     pub(crate) async fn resolve_roles(&self, tenant: TenantId, names: &[String]) -> CoreResult<Vec<RoleId>> {
-        let roles = self.store.roles(tenant).await?;
+        let roles = self.store.roles.roles(tenant).await?;
         match_roles(&roles, names)
     }
 
     /// A user of a tenant.
     pub async fn admin_user(&self, tenant: TenantId, id: UserId) -> CoreResult<User> {
-        self.store.user(tenant, id).await?.ok_or(CoreError::NotFound)
+        self.store.users.user(tenant, id).await?.ok_or(CoreError::NotFound)
     }
 
     /// Users of a tenant matching the filters, by id.
@@ -169,7 +167,7 @@ impl Core {
             after: f.after,
             limit: f.limit,
         };
-        Ok(self.store.list_users(&q).await?)
+        Ok(self.store.users.list_users(&q).await?)
     }
 
     /// Creates a user with any field, roles and attributes, validated as sign-up validates.
@@ -189,7 +187,7 @@ impl Core {
         };
         let user = self.create_user(tenant, cmd).await?;
         self.audit(Audit {
-            action: "user.created",
+            action: AuditAction::UserCreated,
             actor,
             tenant: Some(tenant),
             user: Some(user.id),
@@ -211,7 +209,7 @@ impl Core {
     ) -> CoreResult<User> {
         let (_, policy) = self.tenant_policy(tenant).await?;
         let current = self.admin_user(tenant, id).await?;
-        let defs = self.store.attribute_definitions(tenant).await?;
+        let defs = self.store.attributes.attribute_definitions(tenant).await?;
         let (changes, mut errors) = parse_account_fields(&input.fields, &defs, Editor::Admin)?;
         errors.merge(crate::accounts::check_identifiers_after_update(&current, &changes, &policy));
         for (d, v) in &changes.attributes {
@@ -258,20 +256,20 @@ impl Core {
             attributes: changes.attributes.into_iter().map(|(d, v)| (d.id, v)).collect(),
             status: input.status,
             roles,
-            password_hash: new_hash,
+            password: new_hash,
         };
         if update.is_empty() {
             return Ok(current);
         }
         // One transaction: a new password (which ends every session) lands with the rest or
         // not at all.
-        let user = self.store.update_user(tenant, id, &update, self.now()).await?.ok_or(CoreError::NotFound)?;
-        if update.status == Some(UserStatus::Disabled) || update.password_hash.is_some() {
+        let user = self.store.users.update_user(tenant, id, &update, self.now()).await?.ok_or(CoreError::NotFound)?;
+        if update.status == Some(UserStatus::Disabled) || update.password.is_some() {
             self.sessions.evict_user(id, None);
         }
-        if update.password_hash.is_some() {
+        if update.password.is_some() {
             self.audit(Audit {
-                action: "user.password_set",
+                action: AuditAction::UserPasswordSet,
                 actor,
                 tenant: Some(tenant),
                 user: Some(id),
@@ -279,15 +277,15 @@ impl Core {
                 details: json!({"sessions_ended": true}),
             });
         }
-        if (UserUpdate { password_hash: None, ..update.clone() }).is_empty() {
+        if (UserUpdate { password: None, ..update.clone() }).is_empty() {
             return Ok(user);
         }
         let changed: Vec<&String> = input.fields.keys().collect();
         self.audit(Audit {
             action: match update.status {
-                Some(UserStatus::Disabled) => "user.disabled",
-                Some(UserStatus::Active) if update.is_status_only() => "user.enabled",
-                _ => "user.updated",
+                Some(UserStatus::Disabled) => AuditAction::UserDisabled,
+                Some(UserStatus::Active) if update.is_status_only() => AuditAction::UserEnabled,
+                _ => AuditAction::UserUpdated,
             },
             actor,
             tenant: Some(tenant),
@@ -325,12 +323,12 @@ impl Core {
         actor: Actor,
         client: &ClientInfo,
     ) -> CoreResult<()> {
-        if !self.store.delete_user(tenant, id, self.now()).await? {
+        if !self.store.users.delete_user(tenant, id, self.now()).await? {
             return Err(CoreError::NotFound);
         }
         self.sessions.evict_user(id, None);
         self.audit(Audit {
-            action: "user.deleted",
+            action: AuditAction::UserDeleted,
             actor,
             tenant: Some(tenant),
             user: Some(id),
@@ -343,7 +341,7 @@ impl Core {
     /// Whether an identifier is taken in a tenant (for callers allowed to read users).
     pub async fn identifier_exists(&self, tenant: TenantId, key: &LoginKey) -> CoreResult<bool> {
         self.tenant_policy(tenant).await?;
-        Ok(self.store.user_with_secret(tenant, key).await?.is_some())
+        Ok(self.store.users.user_with_secret(tenant, key).await?.is_some())
     }
 
     /// Ends every session of a user.
@@ -357,7 +355,7 @@ impl Core {
         let user = self.admin_user(tenant, id).await?;
         let n = self.end_all_sessions(&user).await?;
         self.audit(Audit {
-            action: "user.sessions_ended",
+            action: AuditAction::UserSessionsEnded,
             actor,
             tenant: Some(tenant),
             user: Some(id),
@@ -386,16 +384,16 @@ impl Core {
         let t = NewOneTimeToken {
             tenant_id: tenant,
             user_id: id,
-            purpose: LOGIN_PURPOSE.into(),
+            purpose: TokenPurpose::Login,
             token_hash: token.hash(),
             // The password version it was issued under: a password change voids it.
             data: json!({"password_version": user.password_version}),
             expires_at,
             now,
         };
-        self.store.insert_one_time_token(&t).await?;
+        self.store.tokens.insert_one_time_token(&t).await?;
         self.audit(Audit {
-            action: "user.login_token_issued",
+            action: AuditAction::UserLoginTokenIssued,
             actor,
             tenant: Some(tenant),
             user: Some(id),
@@ -417,11 +415,11 @@ impl Core {
         if !token.has_shape(LOGIN_TOKEN_PREFIX) {
             return Err(CoreError::InvalidCredentials);
         }
-        let consumed = self.store.consume_one_time_token(&token.hash(), LOGIN_PURPOSE, self.now()).await?;
+        let consumed = self.store.tokens.consume_one_time_token(&token.hash(), TokenPurpose::Login, self.now()).await?;
         let Some(c) = consumed.filter(|c| c.tenant_id == tenant) else {
             return Err(CoreError::InvalidCredentials);
         };
-        let user = self.store.user(tenant, c.user_id).await?.ok_or(CoreError::InvalidCredentials)?;
+        let user = self.store.users.user(tenant, c.user_id).await?.ok_or(CoreError::InvalidCredentials)?;
         if c.data.get("password_version").and_then(Value::as_i64) != Some(user.password_version) {
             return Err(CoreError::InvalidCredentials);
         }
@@ -439,7 +437,7 @@ impl Core {
     ) -> CoreResult<Role> {
         let role = self.create_role(tenant, name, description).await?;
         self.audit(Audit {
-            action: "role.created",
+            action: AuditAction::RoleCreated,
             actor,
             tenant: Some(tenant),
             user: None,
@@ -460,7 +458,7 @@ impl Core {
         let (name, kind, required, user_editable) = def;
         let d = self.define_attribute(tenant, name, kind, required, user_editable).await?;
         self.audit(Audit {
-            action: "attribute.created",
+            action: AuditAction::AttributeCreated,
             actor,
             tenant: Some(tenant),
             user: None,
@@ -483,11 +481,12 @@ impl Core {
     ) -> CoreResult<AttributeDefinition> {
         let d = self
             .store
+            .attributes
             .update_attribute_definition(tenant, id, required, user_editable, self.now())
             .await?
             .ok_or(CoreError::NotFound)?;
         self.audit(Audit {
-            action: "attribute.updated",
+            action: AuditAction::AttributeUpdated,
             actor,
             tenant: Some(tenant),
             user: None,
@@ -500,16 +499,16 @@ impl Core {
     /// A tenant's roles.
     pub async fn list_roles(&self, tenant: TenantId) -> CoreResult<Vec<Role>> {
         self.tenant_policy(tenant).await?;
-        Ok(self.store.roles(tenant).await?)
+        Ok(self.store.roles.roles(tenant).await?)
     }
 
     /// Deletes a role; its holders lose it.
     pub async fn delete_role(&self, tenant: TenantId, id: RoleId, actor: Actor, client: &ClientInfo) -> CoreResult<()> {
-        if !self.store.delete_role(tenant, id).await? {
+        if !self.store.roles.delete_role(tenant, id).await? {
             return Err(CoreError::NotFound);
         }
         self.audit(Audit {
-            action: "role.deleted",
+            action: AuditAction::RoleDeleted,
             actor,
             tenant: Some(tenant),
             user: None,
@@ -522,7 +521,7 @@ impl Core {
     /// A tenant's custom attribute definitions.
     pub async fn list_attributes(&self, tenant: TenantId) -> CoreResult<Vec<AttributeDefinition>> {
         self.tenant_policy(tenant).await?;
-        Ok(self.store.attribute_definitions(tenant).await?)
+        Ok(self.store.attributes.attribute_definitions(tenant).await?)
     }
 
     /// Deletes an attribute definition with every value of it.
@@ -533,11 +532,11 @@ impl Core {
         actor: Actor,
         client: &ClientInfo,
     ) -> CoreResult<()> {
-        if !self.store.delete_attribute_definition(tenant, id).await? {
+        if !self.store.attributes.delete_attribute_definition(tenant, id).await? {
             return Err(CoreError::NotFound);
         }
         self.audit(Audit {
-            action: "attribute.deleted",
+            action: AuditAction::AttributeDeleted,
             actor,
             tenant: Some(tenant),
             user: None,
@@ -550,7 +549,7 @@ impl Core {
     /// How many users of a tenant are on each password hash scheme (`none`: no password).
     pub async fn password_scheme_report(&self, tenant: TenantId) -> CoreResult<Vec<(String, u64)>> {
         self.tenant_policy(tenant).await?;
-        Ok(self.store.password_schemes(tenant).await?)
+        Ok(self.store.import.password_schemes(tenant).await?)
     }
 }
 

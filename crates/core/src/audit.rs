@@ -52,6 +52,88 @@ impl Actor {
     }
 }
 
+macro_rules! audit_actions {
+    ($( $(#[$doc:meta])* $variant:ident => $name:literal, )*) => {
+        /// What happened, as recorded in the audit log. Stored and shown as its dotted name
+        /// (`login.failed`); a query for `login` matches every `login.*` action.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        pub enum AuditAction { $( $(#[$doc])* $variant, )* }
+
+        impl AuditAction {
+            /// Every action.
+            pub const ALL: &'static [AuditAction] = &[ $( AuditAction::$variant, )* ];
+
+            /// The stored name.
+            pub const fn as_str(self) -> &'static str {
+                match self { $( AuditAction::$variant => $name, )* }
+            }
+        }
+    };
+}
+
+audit_actions! {
+    /// A self-service sign-up.
+    Signup => "signup",
+    /// A log-in opened a session (or a server's credential check proved the credentials).
+    LoginSucceeded => "login.succeeded",
+    /// A log-in with a wrong identifier or password.
+    LoginFailed => "login.failed",
+    /// A right password for an account that may not log in (disabled, unverified).
+    LoginRefused => "login.refused",
+    /// A session ended at the user's request.
+    Logout => "logout",
+    /// Every session of the user ended at their request.
+    LogoutAll => "logout.all",
+    /// A user ended one of their sessions.
+    SessionRevoked => "session.revoked",
+    /// A user changed their password.
+    PasswordChanged => "password.changed",
+    /// A server checked a user's credentials.
+    CredentialsVerified => "credentials.verified",
+    /// An account was created by an operator or a server.
+    UserCreated => "user.created",
+    /// An account was changed.
+    UserUpdated => "user.updated",
+    /// An account was disabled.
+    UserDisabled => "user.disabled",
+    /// An account was enabled again.
+    UserEnabled => "user.enabled",
+    /// An account was deleted.
+    UserDeleted => "user.deleted",
+    /// An operator or a server set a user's password.
+    UserPasswordSet => "user.password_set",
+    /// An operator or a server ended every session of a user.
+    UserSessionsEnded => "user.sessions_ended",
+    /// A one-time log-in token was issued for a user.
+    UserLoginTokenIssued => "user.login_token_issued",
+    /// A batch of users was imported.
+    UsersImported => "users.imported",
+    /// A role was defined.
+    RoleCreated => "role.created",
+    /// A role was deleted.
+    RoleDeleted => "role.deleted",
+    /// A custom attribute was defined.
+    AttributeCreated => "attribute.created",
+    /// A custom attribute definition was changed.
+    AttributeUpdated => "attribute.updated",
+    /// A custom attribute was deleted.
+    AttributeDeleted => "attribute.deleted",
+    /// An API key was issued.
+    ApiKeyCreated => "api_key.created",
+    /// An API key was used (recorded at most once a minute per key and node).
+    ApiKeyUsed => "api_key.used",
+    /// An API key was revoked.
+    ApiKeyRevoked => "api_key.revoked",
+    /// A tenant was created.
+    TenantCreated => "tenant.created",
+    /// A tenant was changed.
+    TenantUpdated => "tenant.updated",
+    /// A tenant was disabled.
+    TenantDisabled => "tenant.disabled",
+    /// A tenant was enabled again.
+    TenantEnabled => "tenant.enabled",
+}
+
 /// The in-memory queue of events not yet written.
 #[derive(Debug, Default)]
 pub(crate) struct AuditQueue {
@@ -89,8 +171,8 @@ impl AuditQueue {
 /// An event about to be recorded.
 #[derive(Debug)]
 pub struct Audit<'a> {
-    /// What happened, dotted (`login.failed`).
-    pub action: &'a str,
+    /// What happened.
+    pub action: AuditAction,
     /// Who did it.
     pub actor: Actor,
     /// Tenant concerned.
@@ -109,9 +191,9 @@ impl Core {
         self.audit.push(NewAuditEvent {
             tenant_id: a.tenant,
             user_id: a.user,
-            actor: a.actor.as_string(),
-            action: a.action.to_owned(),
-            ip: a.client.and_then(ClientInfo::ip_string),
+            actor: a.actor,
+            action: a.action,
+            ip: a.client.and_then(|c| c.ip),
             user_agent: a.client.and_then(ClientInfo::user_agent_truncated),
             details: a.details,
             at: self.now(),
@@ -128,7 +210,7 @@ impl Core {
         if batch.is_empty() {
             return Ok(());
         }
-        if let Err(e) = self.store.insert_audit_events(&batch).await {
+        if let Err(e) = self.store.audit.insert_audit_events(&batch).await {
             self.audit.restore(batch);
             return Err(e.into());
         }
@@ -145,7 +227,7 @@ impl Core {
             tracing::warn!(error = %e, "could not write queued audit events");
         }
         q.action = q.action.filter(|a| !a.is_empty());
-        Ok(self.store.audit_events(&q).await?)
+        Ok(self.store.audit.audit_events(&q).await?)
     }
 
     pub(crate) async fn flush_audit_periodically(&self) {
@@ -169,8 +251,8 @@ mod tests {
         NewAuditEvent {
             tenant_id: None,
             user_id: Some(UserId(n)),
-            actor: "cli".into(),
-            action: "test".into(),
+            actor: Actor::Cli,
+            action: AuditAction::Signup,
             ip: None,
             user_agent: None,
             details: Value::Null,

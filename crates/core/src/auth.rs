@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use serde_json::json;
 
-use crate::audit::{Actor, Audit};
+use crate::audit::{Actor, Audit, AuditAction};
 use crate::clock::Timestamp;
 use crate::error::{CoreError, CoreResult, FieldErrors};
 use crate::ids::{SessionId, TenantId};
@@ -121,7 +121,7 @@ impl Core {
         let issued = self.open_session(&user, policy, client).await?;
         user.last_login_at = Some(issued.session.created_at);
         self.audit(Audit {
-            action: "login.succeeded",
+            action: AuditAction::LoginSucceeded,
             actor: Actor::User(user.id),
             tenant: Some(user.tenant_id),
             user: Some(user.id),
@@ -145,7 +145,7 @@ impl Core {
         // one tenant cannot spend the log-in budget of an address in another.
         let ip = client.ip_string().map(|ip| format!("{}:{ip}", tenant.0));
         self.limiter.check(ip.as_deref(), &format!("{}:{}", tenant.0, key.limiter_key()))?;
-        let found = self.store.user_with_secret(tenant, key).await?;
+        let found = self.store.users.user_with_secret(tenant, key).await?;
         let stored = found.as_ref().and_then(|u| u.password_hash.clone());
         let v = self.hasher.verify(password.clone(), stored.clone()).await?;
         match found {
@@ -159,7 +159,7 @@ impl Core {
                 // The identifier typed is not recorded: people type passwords into it.
                 let user = found.as_ref().map(|u| u.user.id);
                 self.audit(Audit {
-                    action: "login.failed",
+                    action: AuditAction::LoginFailed,
                     actor: user.map_or(Actor::Anonymous, Actor::User),
                     tenant: Some(tenant),
                     user,
@@ -179,7 +179,7 @@ impl Core {
                 _ => "email_not_verified",
             };
             self.audit(Audit {
-                action: "login.refused",
+                action: AuditAction::LoginRefused,
                 actor: Actor::User(user.id),
                 tenant: Some(user.tenant_id),
                 user: Some(user.id),
@@ -214,7 +214,7 @@ impl Core {
                 is_new_password: false,
                 now: self.now(),
             };
-            self.store.set_password_hash(user.tenant_id, user.id, &change).await?;
+            self.store.users.set_password_hash(user.tenant_id, user.id, &change).await?;
             Ok::<_, CoreError>(())
         }
         .await;
@@ -239,9 +239,9 @@ impl Core {
             expires_at: now.plus(policy.session_absolute_ttl),
             idle_timeout: policy.session_idle_ttl,
             user_agent: client.user_agent_truncated(),
-            ip: client.ip_string(),
+            ip: client.ip,
         };
-        match self.store.insert_session(&new).await {
+        match self.store.sessions.insert_session(&new).await {
             Ok(Some(session)) => Ok(IssuedSession { token, session }),
             Ok(None) | Err(StoreError::Gone) => Err(CoreError::InvalidCredentials),
             Err(e) => Err(e.into()),
@@ -271,9 +271,9 @@ impl Core {
 
     async fn load_session(&self, hash: &TokenHash, now: Timestamp) -> CoreResult<Arc<CachedSession>> {
         let generation = self.sessions.generation();
-        let session = self.store.session_by_token_hash(hash).await?.ok_or(CoreError::Unauthenticated)?;
+        let session = self.store.sessions.session_by_token_hash(hash).await?.ok_or(CoreError::Unauthenticated)?;
         if !session.is_valid_at(now) {
-            if let Err(e) = self.store.delete_session_by_token_hash(hash, now).await {
+            if let Err(e) = self.store.sessions.delete_session_by_token_hash(hash, now).await {
                 tracing::warn!(error = %e, "could not delete an expired session");
             }
             return Err(CoreError::Unauthenticated);
@@ -285,18 +285,19 @@ impl Core {
 
     /// Ends the session that made the request.
     pub async fn logout(&self, auth: &AuthSession) -> CoreResult<()> {
-        self.store.delete_session_by_token_hash(&auth.token_hash, self.now()).await?;
+        self.store.sessions.delete_session_by_token_hash(&auth.token_hash, self.now()).await?;
         self.sessions.evict_token(&auth.token_hash);
-        self.audit_user(auth, "logout", None, json!({"session_id": auth.session.id}));
+        self.audit_user(auth, AuditAction::Logout, None, json!({"session_id": auth.session.id}));
         Ok(())
     }
 
     /// Ends every session of the requesting user, this one included.
     pub async fn logout_all(&self, auth: &AuthSession) -> CoreResult<u64> {
         let s = &auth.session;
-        let n = self.store.delete_sessions_of_user(s.tenant_id, s.user_id, EndSessions::All, self.now()).await?;
+        let n =
+            self.store.sessions.delete_sessions_of_user(s.tenant_id, s.user_id, EndSessions::All, self.now()).await?;
         self.sessions.evict_user(s.user_id, None);
-        self.audit_user(auth, "logout.all", None, json!({"sessions_ended": n}));
+        self.audit_user(auth, AuditAction::LogoutAll, None, json!({"sessions_ended": n}));
         Ok(n)
     }
 
@@ -304,7 +305,7 @@ impl Core {
     pub async fn list_sessions(&self, auth: &AuthSession) -> CoreResult<Vec<Session>> {
         let s = &auth.session;
         let now = self.now();
-        let mut all = self.store.sessions_of_user(s.tenant_id, s.user_id).await?;
+        let mut all = self.store.sessions.sessions_of_user(s.tenant_id, s.user_id).await?;
         all.retain(|x| x.is_valid_at(now) || x.id == s.id);
         for x in &mut all {
             if x.id == s.id {
@@ -317,11 +318,11 @@ impl Core {
     /// Ends one of the requesting user's sessions; [`CoreError::NotFound`] if it is not theirs.
     pub async fn revoke_session(&self, auth: &AuthSession, id: SessionId) -> CoreResult<()> {
         let s = &auth.session;
-        if !self.store.delete_session(s.tenant_id, s.user_id, id, self.now()).await? {
+        if !self.store.sessions.delete_session(s.tenant_id, s.user_id, id, self.now()).await? {
             return Err(CoreError::NotFound);
         }
         self.sessions.evict_session(id);
-        self.audit_user(auth, "session.revoked", None, json!({"session_id": id}));
+        self.audit_user(auth, AuditAction::SessionRevoked, None, json!({"session_id": id}));
         Ok(())
     }
 
@@ -351,11 +352,11 @@ impl Core {
             is_new_password: true,
             now: self.now(),
         };
-        if !self.store.set_password_hash(s.tenant_id, s.user_id, &change).await? {
+        if !self.store.users.set_password_hash(s.tenant_id, s.user_id, &change).await? {
             return Err(CoreError::Unauthenticated);
         }
         self.sessions.evict_user(s.user_id, Some(s.id));
-        self.audit_user(auth, "password.changed", None, json!({"other_sessions_ended": true}));
+        self.audit_user(auth, AuditAction::PasswordChanged, None, json!({"other_sessions_ended": true}));
         Ok(())
     }
 
@@ -363,13 +364,12 @@ impl Core {
     pub(crate) fn audit_user(
         &self,
         auth: &AuthSession,
-        action: &str,
+        action: AuditAction,
         client: Option<&ClientInfo>,
         details: serde_json::Value,
     ) {
         let s = &auth.session;
-        let from_session =
-            ClientInfo { ip: s.ip.as_deref().and_then(|ip| ip.parse().ok()), user_agent: s.user_agent.clone() };
+        let from_session = ClientInfo { ip: s.ip, user_agent: s.user_agent.clone() };
         self.audit(Audit {
             action,
             actor: Actor::User(s.user_id),
@@ -384,7 +384,7 @@ impl Core {
     pub(crate) async fn confirm_password(&self, auth: &AuthSession, password: Password) -> CoreResult<User> {
         let s = &auth.session;
         self.limiter.check(None, &format!("{}:id:{}", s.tenant_id.0, s.user_id.0))?;
-        let found = self.store.user_with_secret_by_id(s.tenant_id, s.user_id).await?;
+        let found = self.store.users.user_with_secret_by_id(s.tenant_id, s.user_id).await?;
         let Some(found) = found else { return Err(CoreError::Unauthenticated) };
         let v = self.hasher.verify(password, found.password_hash.clone()).await?;
         if !v.matched {
@@ -480,7 +480,7 @@ impl Core {
             let session = if cmd.open_session {
                 let issued = self.open_session(&user, &policy, &cmd.end_user).await?;
                 self.audit(Audit {
-                    action: "login.succeeded",
+                    action: AuditAction::LoginSucceeded,
                     actor: caller.actor(),
                     tenant: Some(tenant),
                     user: Some(user.id),
@@ -502,7 +502,7 @@ impl Core {
             Err(_) => "error",
         };
         self.audit(Audit {
-            action: "credentials.verified",
+            action: AuditAction::CredentialsVerified,
             actor: caller.actor(),
             tenant: Some(tenant),
             user: result.as_ref().ok().map(|(u, _)| u.id),

@@ -2,7 +2,6 @@
 //! instead of sleeping. Nothing else in the core reads the system clock.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use time::OffsetDateTime;
@@ -101,36 +100,31 @@ impl Clock for SystemClock {
     }
 }
 
-/// A clock that only moves when told to; for tests of expiry and rate limits.
-#[derive(Debug, Clone)]
-pub struct ManualClock(Arc<AtomicI64>);
-
-impl ManualClock {
-    /// A manual clock reading `start`.
-    pub fn new(start: Timestamp) -> Self {
-        Self(Arc::new(AtomicI64::new(start.unix_micros())))
-    }
-
-    /// A manual clock reading the current system time.
-    pub fn starting_now() -> Self {
-        Self::new(SystemClock.now())
-    }
-
-    /// Moves the clock forward by `d`.
-    pub fn advance(&self, d: Duration) {
-        let micros = i64::try_from(d.as_micros()).unwrap_or(i64::MAX);
-        self.0.fetch_add(micros, Ordering::SeqCst);
-    }
-}
-
-impl Clock for ManualClock {
-    fn now(&self) -> Timestamp {
-        Timestamp::from_unix_micros(self.0.load(Ordering::SeqCst))
-    }
-}
-
 /// A shared clock.
 pub type SharedClock = Arc<dyn Clock>;
+
+/// A clock for the core's own unit tests, which cannot use the test kit's.
+#[cfg(test)]
+#[derive(Debug, Clone)]
+pub(crate) struct TestClock(Arc<std::sync::atomic::AtomicI64>);
+
+#[cfg(test)]
+impl TestClock {
+    pub(crate) fn starting_now() -> Self {
+        Self(Arc::new(std::sync::atomic::AtomicI64::new(SystemClock.now().unix_micros())))
+    }
+
+    pub(crate) fn advance(&self, d: Duration) {
+        self.0.fetch_add(i64::try_from(d.as_micros()).unwrap_or(i64::MAX), std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+#[cfg(test)]
+impl Clock for TestClock {
+    fn now(&self) -> Timestamp {
+        Timestamp::from_unix_micros(self.0.load(std::sync::atomic::Ordering::SeqCst))
+    }
+}
 
 #[cfg(test)]
 mod tests {
@@ -141,14 +135,5 @@ mod tests {
         let t = Timestamp::from_unix_micros(1_700_000_000_123_456);
         assert_eq!(Timestamp::from_offset_date_time(t.to_offset_date_time()), t);
         assert_eq!(t.to_rfc3339(), "2023-11-14T22:13:20.123456Z");
-    }
-
-    #[test]
-    fn manual_clock_moves_only_when_told() {
-        let c = ManualClock::new(Timestamp::from_unix_micros(0));
-        assert_eq!(c.now().unix_micros(), 0);
-        c.advance(Duration::from_secs(2));
-        assert_eq!(c.now().unix_seconds(), 2);
-        assert_eq!(c.now().since(Timestamp::from_unix_micros(0)), Duration::from_secs(2));
     }
 }

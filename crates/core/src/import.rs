@@ -11,12 +11,13 @@
 use serde_json::{Map, Value, json};
 
 use crate::admin::{AdminUserInput, match_roles};
-use crate::audit::{Actor, Audit};
+use crate::audit::{Actor, Audit, AuditAction};
 use crate::error::{CoreError, CoreResult, FieldErrors};
 use crate::fields::{Editor, parse_account_fields};
 use crate::ids::{TenantId, UserId};
 use crate::legacy_hash::{export_hash, import_hash};
 use crate::model::{User, UserStatus};
+use crate::password::HashedPassword;
 use crate::profile::TextField;
 use crate::store::{ImportOutcome, NewUser};
 use crate::{ClientInfo, Core};
@@ -77,8 +78,8 @@ impl Core {
             return Err(CoreError::field("rows", format!("at most {MAX_BATCH} rows per batch")));
         }
         let (_, policy) = self.tenant_policy(tenant).await?;
-        let defs = self.store.attribute_definitions(tenant).await?;
-        let roles = self.store.roles(tenant).await?;
+        let defs = self.store.attributes.attribute_definitions(tenant).await?;
+        let roles = self.store.roles.roles(tenant).await?;
         let now = self.now();
         let mut outcomes: Vec<RowOutcome> = Vec::with_capacity(rows.len());
         let mut valid: Vec<(usize, NewUser)> = Vec::new();
@@ -122,7 +123,13 @@ impl Core {
                             );
                             None
                         }
-                        Ok(stored) => Some(stored),
+                        Ok(stored) => {
+                            let classified = HashedPassword::classify(stored);
+                            if classified.is_none() {
+                                errors.add("password_hash", "the hash is in no recognised format");
+                            }
+                            classified
+                        }
                         Err(m) => {
                             errors.add("password_hash", m);
                             None
@@ -133,7 +140,7 @@ impl Core {
                 let verified = input.email_verified.unwrap_or(false).then_some(now);
                 let status = input.status.unwrap_or(UserStatus::Active);
                 let mut new = self.new_user(tenant, changes, status, verified)?;
-                new.password_hash = stored;
+                new.password = stored;
                 new.roles = role_ids;
                 Ok(new)
             })();
@@ -147,7 +154,7 @@ impl Core {
         }
         if !valid.is_empty() {
             let users: Vec<NewUser> = valid.iter().map(|(_, u)| u.clone()).collect();
-            let written = self.store.import_users(&users).await?;
+            let written = self.store.import.import_users(&users).await?;
             for ((i, _), w) in valid.iter().zip(written) {
                 if let Some(o) = outcomes.get_mut(*i) {
                     o.result = match w {
@@ -159,7 +166,7 @@ impl Core {
         }
         let created = outcomes.iter().filter(|o| o.result.is_ok()).count();
         self.audit(Audit {
-            action: "users.imported",
+            action: AuditAction::UsersImported,
             actor,
             tenant: Some(tenant),
             user: None,
@@ -177,7 +184,7 @@ impl Core {
         after: Option<UserId>,
         limit: u32,
     ) -> CoreResult<(Vec<Map<String, Value>>, Option<UserId>)> {
-        let page = self.store.users_with_secrets(tenant, after, limit.clamp(1, MAX_BATCH as u32)).await?;
+        let page = self.store.import.users_with_secrets(tenant, after, limit.clamp(1, MAX_BATCH as u32)).await?;
         let last = page.last().map(|u| u.user.id);
         let rows = page
             .into_iter()

@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use crate::audit::{Actor, Audit};
+use crate::audit::{Actor, Audit, AuditAction};
 use crate::clock::Timestamp;
 use crate::error::{CoreError, CoreResult, FieldErrors};
 use crate::ids::{ApiKeyId, TenantId};
@@ -127,9 +127,9 @@ impl Core {
             expires_at: cmd.expires_at,
             now: self.now(),
         };
-        let record = self.store.insert_api_key(&new).await?;
+        let record = self.store.api_keys.insert_api_key(&new).await?;
         self.audit(Audit {
-            action: "api_key.created",
+            action: AuditAction::ApiKeyCreated,
             actor,
             tenant: cmd.tenant,
             user: None,
@@ -173,15 +173,15 @@ impl Core {
             return Err(CoreError::Unauthenticated);
         }
         let now = self.now();
-        let found = self.store.api_key_by_hash(&key.hash()).await?;
+        let found = self.store.api_keys.api_key_by_hash(&key.hash()).await?;
         let Some(k) = found.filter(|k| k.is_live_at(now)) else { return Err(CoreError::Unauthenticated) };
         if self.key_touches.get(&k.id).is_none() {
             self.key_touches.insert(k.id, ());
-            if let Err(e) = self.store.touch_api_key(k.id, now).await {
+            if let Err(e) = self.store.api_keys.touch_api_key(k.id, now).await {
                 tracing::warn!(error = %e, "could not record an API key's use");
             }
             self.audit(Audit {
-                action: "api_key.used",
+                action: AuditAction::ApiKeyUsed,
                 actor: Actor::Key(k.id),
                 tenant: k.tenant_id,
                 user: None,
@@ -194,7 +194,7 @@ impl Core {
 
     /// Keys of a tenant, or operator keys (`None`), newest first.
     pub async fn list_api_keys(&self, tenant: Option<TenantId>) -> CoreResult<Vec<ApiKey>> {
-        Ok(self.store.api_keys(tenant).await?)
+        Ok(self.store.api_keys.api_keys(tenant).await?)
     }
 
     /// Revokes a key of a tenant (or an operator key with `None`).
@@ -205,11 +205,11 @@ impl Core {
         actor: Actor,
         client: &ClientInfo,
     ) -> CoreResult<()> {
-        if !self.store.revoke_api_key(tenant, id, self.now()).await? {
+        if !self.store.api_keys.revoke_api_key(tenant, id, self.now()).await? {
             return Err(CoreError::NotFound);
         }
         self.audit(Audit {
-            action: "api_key.revoked",
+            action: AuditAction::ApiKeyRevoked,
             actor,
             tenant,
             user: None,

@@ -45,7 +45,7 @@ use crate::limits::{Limiter, RateLimitConfig};
 use crate::model::{Policy, Tenant};
 use crate::password::{HashingConfig, PasswordHasher};
 use crate::sessions::{SessionCache, SessionConfig};
-use crate::store::Store;
+use crate::store::{Store, Stores};
 
 /// Settings of the core, as read from the server configuration.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -111,7 +111,7 @@ pub const TENANT_CACHE_TTL: Duration = Duration::from_secs(5);
 /// The core service: one per process, shared by every surface.
 #[derive(Debug)]
 pub struct Core {
-    store: Arc<dyn Store>,
+    store: Stores,
     clock: SharedClock,
     hasher: PasswordHasher,
     config: CoreConfig,
@@ -127,6 +127,11 @@ pub struct Core {
 impl Core {
     /// Builds the core over a store. Fails if the configuration cannot work.
     pub fn new(store: Arc<dyn Store>, clock: SharedClock, config: CoreConfig) -> Result<Self, String> {
+        Self::with_stores(Stores::new(store), clock, config)
+    }
+
+    /// Builds the core over the parts of a store (which a test may mix with doubles).
+    pub fn with_stores(store: Stores, clock: SharedClock, config: CoreConfig) -> Result<Self, String> {
         config.check()?;
         let hasher = PasswordHasher::new(&config.password)?;
         let sessions = SessionCache::new(&config.sessions);
@@ -148,8 +153,8 @@ impl Core {
         })
     }
 
-    /// The store this core runs on.
-    pub fn store(&self) -> &Arc<dyn Store> {
+    /// The parts of the store this core runs on.
+    pub fn stores(&self) -> &Stores {
         &self.store
     }
 
@@ -175,7 +180,7 @@ impl Core {
 
     /// Whether the database answers.
     pub async fn ready(&self) -> CoreResult<()> {
-        self.store.ping().await.map_err(CoreError::Unavailable)
+        self.store.database.ping().await.map_err(CoreError::Unavailable)
     }
 
     /// An enabled tenant and the policy in force for it.
@@ -183,7 +188,7 @@ impl Core {
         let t = match self.tenants.get(&tenant) {
             Some(t) => t,
             None => {
-                let t = Arc::new(self.store.tenant(tenant).await?.ok_or(CoreError::NotFound)?);
+                let t = Arc::new(self.store.tenants.tenant(tenant).await?.ok_or(CoreError::NotFound)?);
                 self.tenants.insert(tenant, t.clone());
                 t
             }
@@ -202,7 +207,7 @@ impl Core {
 
     /// The enabled tenant with this slug.
     pub async fn tenant_by_slug(&self, slug: &str) -> CoreResult<Tenant> {
-        self.store.tenant_by_slug(slug).await?.filter(|t| !t.disabled).ok_or(CoreError::NotFound)
+        self.store.tenants.tenant_by_slug(slug).await?.filter(|t| !t.disabled).ok_or(CoreError::NotFound)
     }
 
     /// Runs the background work (revocation feed, batched last-seen writes, the audit log,
@@ -219,7 +224,7 @@ impl Core {
     async fn follow_revocations(self: Arc<Self>) {
         let mut backoff = Duration::from_millis(50);
         loop {
-            match self.store.revocations().await {
+            match self.store.revocations.revocations().await {
                 Ok(mut feed) => {
                     let opened = tokio::time::Instant::now();
                     self.sessions.set_feed_live(true);
@@ -276,7 +281,7 @@ impl Core {
     pub async fn flush_touches(&self) -> CoreResult<()> {
         let touches = self.sessions.take_touches();
         if !touches.is_empty() {
-            self.store.touch_sessions(&touches).await?;
+            self.store.sessions.touch_sessions(&touches).await?;
         }
         Ok(())
     }
@@ -287,269 +292,11 @@ impl Core {
         loop {
             tick.tick().await;
             self.limiter.prune();
-            match self.store.delete_expired_sessions(self.now(), Duration::from_secs(3600)).await {
+            match self.store.sessions.delete_expired_sessions(self.now(), Duration::from_secs(3600)).await {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(sessions = n, "deleted expired sessions"),
                 Err(e) => tracing::warn!(error = %e, "could not delete expired sessions"),
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod feed_tests {
-    //! The core's handling of the revocation feed, against a store whose feed the test drives.
-
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::sync::{Arc, Mutex};
-    use std::time::Duration;
-
-    use futures::StreamExt as _;
-    use tokio::sync::{Semaphore, mpsc};
-
-    use super::*;
-    use crate::clock::ManualClock;
-    use crate::model::{AttributeDefinition, Role, Session, User};
-    use crate::parse::LoginKey;
-    use crate::secret::TokenHash;
-    use crate::store::*;
-
-    #[derive(Debug)]
-    struct FeedStore {
-        session: Session,
-        opens: AtomicUsize,
-        // Each open after the first waits for a permit, so the test sees the gap.
-        reopen: Semaphore,
-        feeds: Mutex<Vec<mpsc::UnboundedSender<StoreResult<Revocation>>>>,
-    }
-
-    fn nope<T>() -> StoreResult<T> {
-        Err(StoreError::Corrupt("not used by this test".into()))
-    }
-
-    #[async_trait::async_trait]
-    impl Store for FeedStore {
-        async fn ping(&self) -> StoreResult<()> {
-            Ok(())
-        }
-        async fn tenant(&self, _: TenantId) -> StoreResult<Option<Tenant>> {
-            nope()
-        }
-        async fn tenant_by_slug(&self, _: &str) -> StoreResult<Option<Tenant>> {
-            nope()
-        }
-        async fn insert_tenant(&self, _: &NewTenant) -> StoreResult<Tenant> {
-            nope()
-        }
-        async fn insert_attribute_definition(&self, _: &NewAttributeDefinition) -> StoreResult<AttributeDefinition> {
-            nope()
-        }
-        async fn attribute_definitions(&self, _: TenantId) -> StoreResult<Vec<AttributeDefinition>> {
-            nope()
-        }
-        async fn insert_role(&self, _: &NewRole) -> StoreResult<Role> {
-            nope()
-        }
-        async fn roles(&self, _: TenantId) -> StoreResult<Vec<Role>> {
-            nope()
-        }
-        async fn insert_user(&self, _: &NewUser) -> StoreResult<User> {
-            nope()
-        }
-        async fn user(&self, _: TenantId, _: UserId) -> StoreResult<Option<User>> {
-            nope()
-        }
-        async fn user_with_secret(&self, _: TenantId, _: &LoginKey) -> StoreResult<Option<UserWithSecret>> {
-            nope()
-        }
-        async fn user_with_secret_by_id(&self, _: TenantId, _: UserId) -> StoreResult<Option<UserWithSecret>> {
-            nope()
-        }
-        async fn update_user(&self, _: TenantId, _: UserId, _: &UserUpdate, _: Timestamp) -> StoreResult<Option<User>> {
-            nope()
-        }
-        async fn delete_user(&self, _: TenantId, _: UserId, _: Timestamp) -> StoreResult<bool> {
-            nope()
-        }
-        async fn set_password_hash(&self, _: TenantId, _: UserId, _: &PasswordChange) -> StoreResult<bool> {
-            nope()
-        }
-        async fn insert_session(&self, _: &NewSession) -> StoreResult<Option<Session>> {
-            nope()
-        }
-        async fn session_by_token_hash(&self, _: &TokenHash) -> StoreResult<Option<Session>> {
-            Ok(Some(self.session.clone()))
-        }
-        async fn sessions_of_user(&self, _: TenantId, _: UserId) -> StoreResult<Vec<Session>> {
-            nope()
-        }
-        async fn delete_session(&self, _: TenantId, _: UserId, _: SessionId, _: Timestamp) -> StoreResult<bool> {
-            nope()
-        }
-        async fn delete_session_by_token_hash(&self, _: &TokenHash, _: Timestamp) -> StoreResult<bool> {
-            nope()
-        }
-        async fn delete_sessions_of_user(
-            &self,
-            _: TenantId,
-            _: UserId,
-            _: EndSessions,
-            _: Timestamp,
-        ) -> StoreResult<u64> {
-            nope()
-        }
-        async fn touch_sessions(&self, _: &[(SessionId, Timestamp)]) -> StoreResult<()> {
-            Ok(())
-        }
-        async fn delete_expired_sessions(&self, _: Timestamp, _: Duration) -> StoreResult<u64> {
-            Ok(0)
-        }
-        async fn tenants(&self) -> StoreResult<Vec<Tenant>> {
-            nope()
-        }
-        async fn tenant_by_domain(&self, _: &str) -> StoreResult<Option<Tenant>> {
-            nope()
-        }
-        async fn update_tenant(&self, _: TenantId, _: &TenantUpdate, _: Timestamp) -> StoreResult<Option<Tenant>> {
-            nope()
-        }
-        async fn delete_role(&self, _: TenantId, _: RoleId) -> StoreResult<bool> {
-            nope()
-        }
-        async fn delete_attribute_definition(&self, _: TenantId, _: AttributeId) -> StoreResult<bool> {
-            nope()
-        }
-        async fn update_attribute_definition(
-            &self,
-            _: TenantId,
-            _: AttributeId,
-            _: Option<bool>,
-            _: Option<bool>,
-            _: Timestamp,
-        ) -> StoreResult<Option<AttributeDefinition>> {
-            nope()
-        }
-        async fn list_users(&self, _: &UserQuery) -> StoreResult<Vec<User>> {
-            nope()
-        }
-        async fn users_with_secrets(&self, _: TenantId, _: Option<UserId>, _: u32) -> StoreResult<Vec<UserWithSecret>> {
-            nope()
-        }
-        async fn import_users(&self, _: &[NewUser]) -> StoreResult<Vec<ImportOutcome>> {
-            nope()
-        }
-        async fn password_schemes(&self, _: TenantId) -> StoreResult<Vec<(String, u64)>> {
-            nope()
-        }
-        async fn insert_api_key(&self, _: &NewApiKey) -> StoreResult<crate::model::ApiKey> {
-            nope()
-        }
-        async fn api_key_by_hash(&self, _: &TokenHash) -> StoreResult<Option<crate::model::ApiKey>> {
-            nope()
-        }
-        async fn api_keys(&self, _: Option<TenantId>) -> StoreResult<Vec<crate::model::ApiKey>> {
-            nope()
-        }
-        async fn revoke_api_key(
-            &self,
-            _: Option<TenantId>,
-            _: crate::ids::ApiKeyId,
-            _: Timestamp,
-        ) -> StoreResult<bool> {
-            nope()
-        }
-        async fn touch_api_key(&self, _: crate::ids::ApiKeyId, _: Timestamp) -> StoreResult<()> {
-            nope()
-        }
-        async fn insert_one_time_token(&self, _: &NewOneTimeToken) -> StoreResult<()> {
-            nope()
-        }
-        async fn consume_one_time_token(
-            &self,
-            _: &TokenHash,
-            _: &str,
-            _: Timestamp,
-        ) -> StoreResult<Option<ConsumedToken>> {
-            nope()
-        }
-        async fn insert_audit_events(&self, _: &[NewAuditEvent]) -> StoreResult<()> {
-            Ok(())
-        }
-        async fn audit_events(&self, _: &AuditQuery) -> StoreResult<Vec<crate::model::AuditEvent>> {
-            nope()
-        }
-        async fn revocations(&self) -> StoreResult<RevocationFeed> {
-            if self.opens.fetch_add(1, Ordering::SeqCst) > 0 {
-                self.reopen.acquire().await.map_err(|e| StoreError::Other(Box::new(e)))?.forget();
-            }
-            let (tx, rx) = mpsc::unbounded_channel();
-            self.feeds.lock().unwrap().push(tx);
-            Ok(futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) }).boxed())
-        }
-    }
-
-    async fn until(what: &str, f: impl Fn() -> bool) {
-        for _ in 0..500 {
-            if f() {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        panic!("timed out waiting until {what}");
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_lost_feed_stops_caching_until_a_new_feed_listens() {
-        let clock = ManualClock::starting_now();
-        let now = clock.now();
-        let session = Session {
-            id: SessionId(1),
-            tenant_id: TenantId::DEFAULT,
-            user_id: UserId(1),
-            created_at: now,
-            expires_at: now.plus(Duration::from_secs(3600)),
-            idle_timeout: Duration::from_secs(3600),
-            last_seen_at: now,
-            user_agent: None,
-            ip: None,
-        };
-        let store = Arc::new(FeedStore {
-            session,
-            opens: AtomicUsize::new(0),
-            reopen: Semaphore::new(0),
-            feeds: Mutex::new(Vec::new()),
-        });
-        let config = CoreConfig {
-            password: crate::password::HashingConfig { memory_kib: 1024, iterations: 1, ..Default::default() },
-            ..Default::default()
-        };
-        let core = Arc::new(Core::new(store.clone(), Arc::new(clock), config).unwrap());
-        let maintenance = tokio::spawn(core.clone().run_maintenance());
-        let token = Token::generate(crate::auth::SESSION_TOKEN_PREFIX).unwrap();
-        let cache = core.session_cache();
-
-        until("the feed listens", || cache.is_feed_live()).await;
-        core.authenticate(TenantId::DEFAULT, &token).await.unwrap();
-        assert_eq!(cache.len(), 1, "cached while the feed listens");
-
-        // The feed reports that it lost track.
-        let first = store.feeds.lock().unwrap()[0].clone();
-        first.send(Err(StoreError::Unavailable("connection lost".into()))).unwrap();
-        until("the core asks for a new feed", || store.opens.load(Ordering::SeqCst) == 2).await;
-        assert!(!cache.is_feed_live());
-        assert_eq!(cache.len(), 0, "everything cached before the loss is forgotten");
-        core.authenticate(TenantId::DEFAULT, &token).await.unwrap();
-        assert_eq!(cache.len(), 0, "nothing is cached while no feed listens");
-        assert!(first.is_closed(), "the lost feed was dropped, not read on");
-
-        // A new feed listens: caching resumes, and its revocations are applied.
-        store.reopen.add_permits(1);
-        until("the new feed listens", || cache.is_feed_live()).await;
-        core.authenticate(TenantId::DEFAULT, &token).await.unwrap();
-        assert_eq!(cache.len(), 1);
-        let second = store.feeds.lock().unwrap()[1].clone();
-        second.send(Ok(Revocation::Session(token.hash()))).unwrap();
-        until("the revocation is applied", || cache.is_empty()).await;
-        maintenance.abort();
     }
 }

@@ -105,7 +105,7 @@ impl Limiter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::clock::ManualClock;
+    use crate::clock::TestClock as ManualClock;
     use std::sync::Arc;
 
     #[test]

@@ -143,6 +143,28 @@ impl Policy {
     }
 }
 
+/// What a one-time token is for. A token is only ever consumed for its own purpose.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum TokenPurpose {
+    /// Exchanged once for a session (`POST /v1/login/token`).
+    Login,
+    /// Proves that the user reads mail sent to their e-mail address.
+    EmailVerification,
+    /// Lets a user who forgot their password set a new one.
+    PasswordReset,
+}
+
+impl TokenPurpose {
+    /// The stored name.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Login => "login",
+            Self::EmailVerification => "email_verification",
+            Self::PasswordReset => "password_reset",
+        }
+    }
+}
+
 /// Whether an account may be used.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -235,7 +257,7 @@ pub struct Session {
     /// User agent that opened the session.
     pub user_agent: Option<String>,
     /// Client IP that opened the session.
-    pub ip: Option<String>,
+    pub ip: Option<std::net::IpAddr>,
 }
 
 impl Session {
@@ -469,7 +491,7 @@ pub struct AuditEvent {
     /// What happened, e.g. `login.succeeded`.
     pub action: String,
     /// Client IP.
-    pub ip: Option<String>,
+    pub ip: Option<std::net::IpAddr>,
     /// Client user agent.
     pub user_agent: Option<String>,
     /// More about the event (never a secret).

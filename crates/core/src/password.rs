@@ -24,7 +24,7 @@ use argon2::{Algorithm, Argon2, Block, Params, Version};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{CoreError, CoreResult};
-use crate::legacy_hash;
+use crate::legacy_hash::{self, HashScheme};
 use crate::model::Policy;
 use crate::secret::{Password, random_bytes};
 
@@ -84,6 +84,42 @@ impl HashingConfig {
     pub fn params(&self) -> Result<Params, String> {
         Params::new(self.memory_kib, self.iterations, self.parallelism, None)
             .map_err(|e| format!("invalid argon2 parameters: {e}"))
+    }
+}
+
+/// A password hash ready to store, with the scheme the core recognised it as. The store keeps
+/// both, so a report by scheme needs no knowledge of hash formats in SQL.
+#[derive(Clone, PartialEq, Eq)]
+pub struct HashedPassword {
+    hash: String,
+    scheme: HashScheme,
+}
+
+impl HashedPassword {
+    /// A hash the core has classified.
+    pub fn new(hash: String, scheme: HashScheme) -> Self {
+        Self { hash, scheme }
+    }
+
+    /// A stored hash, classified by its form; `None` when no scheme recognises it.
+    pub fn classify(hash: String) -> Option<Self> {
+        legacy_hash::scheme_of(&hash).map(|scheme| Self { hash, scheme })
+    }
+
+    /// The stored form (a PHC string or a legacy format; see [`crate::legacy_hash`]).
+    pub fn as_str(&self) -> &str {
+        &self.hash
+    }
+
+    /// Its scheme.
+    pub fn scheme(&self) -> HashScheme {
+        self.scheme
+    }
+}
+
+impl std::fmt::Debug for HashedPassword {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HashedPassword").field("scheme", &self.scheme).finish_non_exhaustive()
     }
 }
 
@@ -326,9 +362,10 @@ impl PasswordHasher {
         CoreError::Overloaded { retry_after: self.inner.retry_after }
     }
 
-    /// Hashes a new password into a PHC string.
-    pub async fn hash(&self, password: Password) -> CoreResult<String> {
-        self.run(move |w| w.hash(&password)).await?
+    /// Hashes a new password with argon2id.
+    pub async fn hash(&self, password: Password) -> CoreResult<HashedPassword> {
+        let phc = self.run(move |w| w.hash(&password)).await??;
+        Ok(HashedPassword::new(phc, HashScheme::Argon2id))
     }
 
     /// Checks a password against a stored hash. With no stored hash (unknown account, or an
@@ -345,12 +382,12 @@ impl PasswordHasher {
         password: Password,
         policy: &Policy,
         user_inputs: Vec<String>,
-    ) -> CoreResult<Result<String, String>> {
+    ) -> CoreResult<Result<HashedPassword, String>> {
         let (min_len, min_score) = (policy.password_min_length, policy.password_min_score);
         self.run(move |w| {
             let inputs: Vec<&str> = user_inputs.iter().map(String::as_str).collect();
             match check_strength(&password, min_len, min_score, &inputs) {
-                Ok(()) => w.hash(&password).map(Ok),
+                Ok(()) => w.hash(&password).map(|phc| Ok(HashedPassword::new(phc, HashScheme::Argon2id))),
                 Err(m) => Ok(Err(m)),
             }
         })
@@ -362,7 +399,7 @@ impl PasswordHasher {
     pub fn can_verify(&self, stored: &str) -> bool {
         // Parsing checks a legacy hash's form and cost limits without computing it.
         match crate::legacy_hash::scheme_of(stored) {
-            Some(s) if s.is_legacy() && s != crate::legacy_hash::HashScheme::Argon2Other => return true,
+            Some(s) if s.is_legacy() && s != HashScheme::Argon2Other => return true,
             _ => {}
         }
         let Ok(phc) = Phc::new(stored) else { return false };
@@ -459,7 +496,7 @@ mod tests {
     #[tokio::test]
     async fn hashes_are_argon2id_phc_with_configured_parameters() {
         let h = PasswordHasher::new(&cheap()).unwrap();
-        let hash = h.hash(Password::new("correct horse battery staple")).await.unwrap();
+        let hash = h.hash(Password::new("correct horse battery staple")).await.unwrap().as_str().to_owned();
         assert!(hash.starts_with("$argon2id$v=19$m=1024,t=1,p=1$"), "{hash}");
         let ok = h.verify(Password::new("correct horse battery staple"), Some(hash.clone())).await.unwrap();
         assert_eq!(ok, Verification { matched: true, needs_rehash: false });
@@ -470,7 +507,7 @@ mod tests {
     #[tokio::test]
     async fn our_hashes_verify_with_the_reference_implementation() {
         let h = PasswordHasher::new(&cheap()).unwrap();
-        let hash = h.hash(Password::new("portable")).await.unwrap();
+        let hash = h.hash(Password::new("portable")).await.unwrap().as_str().to_owned();
         let phc = Phc::new(&hash).unwrap();
         assert!(Argon2::default().verify_password(b"portable", &phc).is_ok());
         assert!(Argon2::default().verify_password(b"other", &phc).is_err());
@@ -504,7 +541,7 @@ mod tests {
         let old = PasswordHasher::new(&HashingConfig { memory_kib: 2048, ..cheap() }).unwrap();
         // A different hash with the same parameters verifies on the fast path, the old one on
         // the general path; both match.
-        let hash = old.hash(Password::new("pw")).await.unwrap();
+        let hash = old.hash(Password::new("pw")).await.unwrap().as_str().to_owned();
         let new = PasswordHasher::new(&cheap()).unwrap();
         let v = new.verify(Password::new("pw"), Some(hash)).await.unwrap();
         assert_eq!(v, Verification { matched: true, needs_rehash: true });
@@ -602,7 +639,7 @@ mod tests {
     #[tokio::test]
     async fn the_verifier_and_the_pool_agree() {
         let h = PasswordHasher::new(&cheap()).unwrap();
-        let hash = h.hash(Password::new("pw one")).await.unwrap();
+        let hash = h.hash(Password::new("pw one")).await.unwrap().as_str().to_owned();
         let mut v = h.verifier();
         assert!(v.verify(&Password::new("pw one"), Some(&hash)).matched);
         assert!(!v.verify(&Password::new("pw two"), Some(&hash)).matched);

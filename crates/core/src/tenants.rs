@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use crate::audit::{Actor, Audit};
+use crate::audit::{Actor, Audit, AuditAction};
 use crate::error::{CoreError, CoreResult, FieldErrors};
 use crate::ids::TenantId;
 use crate::model::{Tenant, TenantPolicy};
@@ -95,10 +95,10 @@ impl Core {
         errors.into_result()?;
         let (Some(slug), Some(name)) = (slug, name) else { return Err(CoreError::Internal("unreachable".into())) };
         let t = NewTenant { slug: slug.as_str().to_owned(), name, domains, policy: cmd.policy, now: self.now() };
-        let tenant = self.store.insert_tenant(&t).await?;
+        let tenant = self.store.tenants.insert_tenant(&t).await?;
         self.forget_domains();
         self.audit(Audit {
-            action: "tenant.created",
+            action: AuditAction::TenantCreated,
             actor,
             tenant: Some(tenant.id),
             user: None,
@@ -110,12 +110,12 @@ impl Core {
 
     /// Every tenant, disabled ones included.
     pub async fn list_tenants(&self) -> CoreResult<Vec<Tenant>> {
-        Ok(self.store.tenants().await?)
+        Ok(self.store.tenants.tenants().await?)
     }
 
     /// The tenant with this slug, disabled or not (for operators).
     pub async fn find_tenant(&self, slug: &str) -> CoreResult<Tenant> {
-        self.store.tenant_by_slug(slug).await?.ok_or(CoreError::NotFound)
+        self.store.tenants.tenant_by_slug(slug).await?.ok_or(CoreError::NotFound)
     }
 
     /// Changes a tenant. The default tenant cannot be disabled.
@@ -137,13 +137,13 @@ impl Core {
         }
         errors.into_result()?;
         let u = TenantUpdate { name, domains, policy: update.policy, disabled: update.disabled };
-        let tenant = self.store.update_tenant(id, &u, self.now()).await?.ok_or(CoreError::NotFound)?;
+        let tenant = self.store.tenants.update_tenant(id, &u, self.now()).await?.ok_or(CoreError::NotFound)?;
         self.forget_tenant(id);
         self.forget_domains();
         let action = match u.disabled {
-            Some(true) => "tenant.disabled",
-            Some(false) => "tenant.enabled",
-            None => "tenant.updated",
+            Some(true) => AuditAction::TenantDisabled,
+            Some(false) => AuditAction::TenantEnabled,
+            None => AuditAction::TenantUpdated,
         };
         self.audit(Audit {
             action,
@@ -183,7 +183,7 @@ impl Core {
             return Ok(map.clone());
         }
         let mut map = DomainMap::new();
-        for t in self.store.tenants().await? {
+        for t in self.store.tenants.tenants().await? {
             for d in &t.domains {
                 map.insert(d.clone(), (t.id, t.disabled));
             }

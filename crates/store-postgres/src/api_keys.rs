@@ -6,7 +6,7 @@ use portcullis_core::clock::Timestamp;
 use portcullis_core::ids::{ApiKeyId, TenantId};
 use portcullis_core::model::{ApiKey, Scope};
 use portcullis_core::secret::TokenHash;
-use portcullis_core::store::{NewApiKey, StoreError, StoreResult};
+use portcullis_core::store::{ApiKeyStore, NewApiKey, StoreError, StoreResult};
 use sqlx::Row;
 use sqlx::postgres::PgRow;
 use sqlx::types::Json;
@@ -36,8 +36,9 @@ fn api_key_from_row(row: &PgRow) -> StoreResult<ApiKey> {
     })
 }
 
-impl PostgresStore {
-    pub(crate) async fn insert_api_key_row(&self, k: &NewApiKey) -> StoreResult<ApiKey> {
+#[async_trait::async_trait]
+impl ApiKeyStore for PostgresStore {
+    async fn insert_api_key(&self, k: &NewApiKey) -> StoreResult<ApiKey> {
         static SQL: LazyLock<String> = LazyLock::new(|| {
             format!(
                 "INSERT INTO api_keys (tenant_id, name, prefix, key_hash, scopes, expires_at, created_at, updated_at) \
@@ -59,7 +60,7 @@ impl PostgresStore {
         api_key_from_row(&row)
     }
 
-    pub(crate) async fn api_key_row_by_hash(&self, hash: &TokenHash) -> StoreResult<Option<ApiKey>> {
+    async fn api_key_by_hash(&self, hash: &TokenHash) -> StoreResult<Option<ApiKey>> {
         static SQL: LazyLock<String> =
             LazyLock::new(|| format!("SELECT {API_KEY_COLUMNS} FROM api_keys WHERE key_hash = $1"));
         let row = sqlx::query(SQL.as_str())
@@ -70,7 +71,7 @@ impl PostgresStore {
         row.as_ref().map(api_key_from_row).transpose()
     }
 
-    pub(crate) async fn api_key_rows(&self, tenant: Option<TenantId>) -> StoreResult<Vec<ApiKey>> {
+    async fn api_keys(&self, tenant: Option<TenantId>) -> StoreResult<Vec<ApiKey>> {
         // Two statements rather than `IS NOT DISTINCT FROM`, which no index serves.
         static OF_TENANT: LazyLock<String> =
             LazyLock::new(|| format!("SELECT {API_KEY_COLUMNS} FROM api_keys WHERE tenant_id = $1 ORDER BY id DESC"));
@@ -85,12 +86,7 @@ impl PostgresStore {
         rows.iter().map(api_key_from_row).collect()
     }
 
-    pub(crate) async fn revoke_api_key_row(
-        &self,
-        tenant: Option<TenantId>,
-        id: ApiKeyId,
-        now: Timestamp,
-    ) -> StoreResult<bool> {
+    async fn revoke_api_key(&self, tenant: Option<TenantId>, id: ApiKeyId, now: Timestamp) -> StoreResult<bool> {
         // The id is the primary key, so the null-safe comparison costs nothing here; it keeps a
         // tenant from revoking an operator key and the other way round.
         let done = sqlx::query(
@@ -106,7 +102,7 @@ impl PostgresStore {
         Ok(done.rows_affected() > 0)
     }
 
-    pub(crate) async fn touch_api_key_row(&self, id: ApiKeyId, now: Timestamp) -> StoreResult<()> {
+    async fn touch_api_key(&self, id: ApiKeyId, now: Timestamp) -> StoreResult<()> {
         // Concurrent uses may land out of order; the recorded time never moves back.
         sqlx::query(
             "UPDATE api_keys SET last_used_at = GREATEST(COALESCE(last_used_at, $2), $2), \

@@ -2,7 +2,7 @@
 
 use portcullis_core::ids::{AuditEventId, TenantId, UserId};
 use portcullis_core::model::AuditEvent;
-use portcullis_core::store::{AuditQuery, NewAuditEvent, StoreResult};
+use portcullis_core::store::{AuditQuery, AuditStore, NewAuditEvent, StoreResult};
 use sqlx::postgres::PgRow;
 use sqlx::types::Json;
 use sqlx::{Postgres, QueryBuilder, Row};
@@ -18,23 +18,24 @@ fn audit_event_from_row(row: &PgRow) -> StoreResult<AuditEvent> {
         user_id: row.try_get::<Option<i64>, _>("user_id").map_err(map_err)?.map(UserId),
         actor: row.try_get("actor").map_err(map_err)?,
         action: row.try_get("action").map_err(map_err)?,
-        ip: row.try_get("ip").map_err(map_err)?,
+        ip: crate::rows::ip(row.try_get("ip").map_err(map_err)?)?,
         user_agent: row.try_get("user_agent").map_err(map_err)?,
         details,
         created_at: ts_req(row, "created_at")?,
     })
 }
 
-impl PostgresStore {
-    pub(crate) async fn insert_audit_event_rows(&self, events: &[NewAuditEvent]) -> StoreResult<()> {
+#[async_trait::async_trait]
+impl AuditStore for PostgresStore {
+    async fn insert_audit_events(&self, events: &[NewAuditEvent]) -> StoreResult<()> {
         if events.is_empty() {
             return Ok(());
         }
         let tenants: Vec<Option<i64>> = events.iter().map(|e| e.tenant_id.map(|t| t.0)).collect();
         let users: Vec<Option<i64>> = events.iter().map(|e| e.user_id.map(|u| u.0)).collect();
-        let actors: Vec<&str> = events.iter().map(|e| e.actor.as_str()).collect();
+        let actors: Vec<String> = events.iter().map(|e| e.actor.as_string()).collect();
         let actions: Vec<&str> = events.iter().map(|e| e.action.as_str()).collect();
-        let ips: Vec<Option<&str>> = events.iter().map(|e| e.ip.as_deref()).collect();
+        let ips: Vec<Option<String>> = events.iter().map(|e| e.ip.map(|ip| ip.to_string())).collect();
         let agents: Vec<Option<&str>> = events.iter().map(|e| e.user_agent.as_deref()).collect();
         let details: Vec<Json<&serde_json::Value>> = events.iter().map(|e| Json(&e.details)).collect();
         let ats: Vec<time::OffsetDateTime> = events.iter().map(|e| odt(e.at)).collect();
@@ -62,7 +63,7 @@ impl PostgresStore {
         Ok(())
     }
 
-    pub(crate) async fn audit_event_rows(&self, q: &AuditQuery) -> StoreResult<Vec<AuditEvent>> {
+    async fn audit_events(&self, q: &AuditQuery) -> StoreResult<Vec<AuditEvent>> {
         let mut b: QueryBuilder<Postgres> = QueryBuilder::new(
             "SELECT id, tenant_id, user_id, actor, action, ip, user_agent, details, created_at FROM audit_events WHERE TRUE",
         );

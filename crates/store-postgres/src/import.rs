@@ -19,7 +19,9 @@ use std::sync::LazyLock;
 use portcullis_core::UniqueField;
 use portcullis_core::ids::{TenantId, UserId};
 use portcullis_core::profile::TextField;
-use portcullis_core::store::{ImportOutcome, NewUser, StoreError, StoreResult};
+use portcullis_core::store::{ImportOutcome, ImportStore, NewUser, StoreError, StoreResult, UserWithSecret};
+
+use crate::rows::{USER_SELECT, user_from_row};
 use sqlx::types::Json;
 use sqlx::{PgConnection, Postgres, Row as _};
 use time::OffsetDateTime;
@@ -38,8 +40,9 @@ struct BatchRow<'a> {
     id: i64,
 }
 
-impl PostgresStore {
-    pub(crate) async fn import_user_rows(&self, users: &[NewUser]) -> StoreResult<Vec<ImportOutcome>> {
+#[async_trait::async_trait]
+impl ImportStore for PostgresStore {
+    async fn import_users(&self, users: &[NewUser]) -> StoreResult<Vec<ImportOutcome>> {
         if users.is_empty() {
             return Ok(Vec::new());
         }
@@ -85,24 +88,29 @@ impl PostgresStore {
             .collect()
     }
 
-    pub(crate) async fn password_scheme_counts(&self, tenant: TenantId) -> StoreResult<Vec<(String, u64)>> {
-        // Prefixes are compared with starts_with/left, not LIKE, where `_` is a wildcard. The
-        // order of the arms matters: `$argon2id$` before `$argon2`.
+    async fn users_with_secrets(
+        &self,
+        tenant: TenantId,
+        after: Option<UserId>,
+        limit: u32,
+    ) -> StoreResult<Vec<UserWithSecret>> {
+        static SQL: LazyLock<String> =
+            LazyLock::new(|| format!("{} WHERE u.tenant_id = $1 AND u.id > $2 ORDER BY u.id LIMIT $3", *USER_SELECT));
+        // A plain lower bound (rather than `$2 IS NULL OR ...`) keeps the plan an index range scan.
+        let rows = sqlx::query(SQL.as_str())
+            .bind(tenant.0)
+            .bind(after.map_or(i64::MIN, |a| a.0))
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_err)?;
+        rows.iter().map(user_from_row).collect()
+    }
+
+    async fn password_schemes(&self, tenant: TenantId) -> StoreResult<Vec<(String, u64)>> {
         let rows: Vec<(String, i64)> = sqlx::query_as(
-            "SELECT CASE \
-                 WHEN password_hash IS NULL THEN 'none' \
-                 WHEN starts_with(password_hash, '$argon2id$') THEN 'argon2id' \
-                 WHEN starts_with(password_hash, '$argon2') THEN 'argon2' \
-                 WHEN left(password_hash, 4) IN ('$2a$', '$2b$', '$2y$') THEN 'bcrypt' \
-                 WHEN starts_with(password_hash, 'pbkdf2_sha256$') THEN 'pbkdf2_sha256' \
-                 WHEN left(password_hash, 3) IN ('$P$', '$H$') THEN 'phpass' \
-                 WHEN starts_with(password_hash, '$md5-salted$') THEN 'md5_salted' \
-                 WHEN starts_with(password_hash, '$sha1$') THEN 'sha1' \
-                 WHEN starts_with(password_hash, '$sha256-salted$') THEN 'sha256_salted' \
-                 WHEN starts_with(password_hash, '$sha256-salt-first$') THEN 'sha256_salt_first' \
-                 ELSE 'unknown' END AS scheme, \
-             count(*) AS n \
-             FROM users WHERE tenant_id = $1 GROUP BY 1",
+            "SELECT coalesce(password_scheme, 'none') AS scheme, count(*) AS n FROM users \
+             WHERE tenant_id = $1 GROUP BY 1",
         )
         .bind(tenant.0)
         .fetch_all(&self.pool)
@@ -123,7 +131,7 @@ impl PostgresStore {
 }
 
 /// Columns of the user insert other than the profile's text fields, with their types.
-const INSERT_COLUMNS: [(&str, &str); 17] = [
+const INSERT_COLUMNS: [(&str, &str); 18] = [
     ("id", "bigint"),
     ("tenant_id", "bigint"),
     ("username", "text"),
@@ -134,6 +142,7 @@ const INSERT_COLUMNS: [(&str, &str); 17] = [
     ("phone", "text"),
     ("phone_norm", "text"),
     ("password_hash", "text"),
+    ("password_scheme", "text"),
     ("status", "text"),
     ("birth_date", "date"),
     ("newsletter", "boolean"),
@@ -193,14 +202,15 @@ async fn insert_users(conn: &mut PgConnection, rows: &[BatchRow<'_>]) -> StoreRe
             "email_verified_at" => q.bind(column(rows, |u| u.email_verified_at.map(odt))),
             "phone" => q.bind(column(rows, |u| u.phone.as_ref().map(|x| x.as_str()))),
             "phone_norm" => q.bind(column(rows, |u| u.phone.as_ref().map(|x| x.normalized()))),
-            "password_hash" => q.bind(column(rows, |u| u.password_hash.as_deref())),
+            "password_hash" => q.bind(column(rows, |u| u.password.as_ref().map(|p| p.as_str()))),
+            "password_scheme" => q.bind(column(rows, |u| u.password.as_ref().map(|p| p.scheme().as_str()))),
             "status" => q.bind(column(rows, |u| u.status.as_str())),
             "birth_date" => q.bind(column(rows, |u| u.profile.birth_date)),
             "newsletter" => q.bind(column(rows, |u| u.profile.newsletter)),
             "meta" => q.bind(column(rows, |u| Json(&u.profile.meta))),
             "created_at" | "updated_at" => q.bind(column(rows, now)),
             // As a single insert does: a password set now was changed now.
-            "password_changed_at" => q.bind(column(rows, |u| u.password_hash.as_ref().map(|_| now(u)))),
+            "password_changed_at" => q.bind(column(rows, |u| u.password.as_ref().map(|_| now(u)))),
             other => return Err(StoreError::Corrupt(format!("no value for column {other}"))),
         };
     }

@@ -3,62 +3,80 @@
 
 use portcullis_core::clock::Timestamp;
 use portcullis_core::ids::{TenantId, UserId};
+use portcullis_core::model::TokenPurpose;
 use portcullis_core::secret::TokenHash;
-use portcullis_core::store::{ConsumedToken, NewOneTimeToken, StoreError, StoreResult};
-use sqlx::Row;
+use portcullis_core::store::{ConsumedToken, NewOneTimeToken, OneTimeTokenStore, StoreError, StoreResult};
 use sqlx::types::Json;
+use sqlx::{PgConnection, Row};
 
 use crate::{PostgresStore, map_err, odt};
 
-impl PostgresStore {
-    pub(crate) async fn insert_one_time_token_row(&self, t: &NewOneTimeToken) -> StoreResult<()> {
-        // Inserted through the user's row, so a token is never stored for a user of another
-        // tenant, or one deleted meanwhile.
-        let done = sqlx::query(
-            "INSERT INTO one_time_tokens (tenant_id, user_id, purpose, token_hash, data, expires_at, created_at, updated_at) \
-             SELECT u.tenant_id, u.id, $3, $4, $5, $6, $7, $7 FROM users u WHERE u.tenant_id = $1 AND u.id = $2",
-        )
-        .bind(t.tenant_id.0)
-        .bind(t.user_id.0)
-        .bind(&t.purpose)
-        .bind(t.token_hash.as_bytes().to_vec())
-        .bind(Json(&t.data))
-        .bind(odt(t.expires_at))
-        .bind(odt(t.now))
-        .execute(&self.pool)
-        .await
-        .map_err(map_err)?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::Gone);
-        }
-        Ok(())
+/// Stores a token on `conn` (a unit of work's transaction, or a connection of its own).
+pub(crate) async fn insert_token(conn: &mut PgConnection, t: &NewOneTimeToken) -> StoreResult<()> {
+    // Inserted through the user's row, so a token is never stored for a user of another
+    // tenant, or one deleted meanwhile.
+    let done = sqlx::query(
+        "INSERT INTO one_time_tokens (tenant_id, user_id, purpose, token_hash, data, expires_at, created_at, updated_at) \
+         SELECT u.tenant_id, u.id, $3, $4, $5, $6, $7, $7 FROM users u WHERE u.tenant_id = $1 AND u.id = $2",
+    )
+    .bind(t.tenant_id.0)
+    .bind(t.user_id.0)
+    .bind(t.purpose.as_str())
+    .bind(t.token_hash.as_bytes().to_vec())
+    .bind(Json(&t.data))
+    .bind(odt(t.expires_at))
+    .bind(odt(t.now))
+    .execute(&mut *conn)
+    .await
+    .map_err(map_err)?;
+    if done.rows_affected() == 0 {
+        return Err(StoreError::Gone);
+    }
+    Ok(())
+}
+
+/// Consumes a token on `conn` in one statement: of two racing consumers, the second waits for
+/// the first's row lock, re-checks `consumed_at IS NULL` on the updated row, and matches nothing.
+pub(crate) async fn consume_token(
+    conn: &mut PgConnection,
+    hash: &TokenHash,
+    purpose: TokenPurpose,
+    now: Timestamp,
+) -> StoreResult<Option<ConsumedToken>> {
+    let row = sqlx::query(
+        "UPDATE one_time_tokens SET consumed_at = $3, updated_at = $3 \
+         WHERE token_hash = $1 AND purpose = $2 AND consumed_at IS NULL AND expires_at > $3 \
+         RETURNING tenant_id, user_id, data",
+    )
+    .bind(hash.as_bytes().to_vec())
+    .bind(purpose.as_str())
+    .bind(odt(now))
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(map_err)?;
+    let Some(row) = row else { return Ok(None) };
+    let Json(data): Json<serde_json::Value> = row.try_get("data").map_err(map_err)?;
+    Ok(Some(ConsumedToken {
+        tenant_id: TenantId(row.try_get("tenant_id").map_err(map_err)?),
+        user_id: UserId(row.try_get("user_id").map_err(map_err)?),
+        data,
+    }))
+}
+
+#[async_trait::async_trait]
+impl OneTimeTokenStore for PostgresStore {
+    async fn insert_one_time_token(&self, t: &NewOneTimeToken) -> StoreResult<()> {
+        let mut conn = self.pool.acquire().await.map_err(map_err)?;
+        insert_token(&mut conn, t).await
     }
 
-    pub(crate) async fn consume_one_time_token_row(
+    async fn consume_one_time_token(
         &self,
         hash: &TokenHash,
-        purpose: &str,
+        purpose: TokenPurpose,
         now: Timestamp,
     ) -> StoreResult<Option<ConsumedToken>> {
-        // One statement: of two racing consumers, the second waits for the first's row lock,
-        // re-checks `consumed_at IS NULL` on the updated row, and matches nothing.
-        let row = sqlx::query(
-            "UPDATE one_time_tokens SET consumed_at = $3, updated_at = $3 \
-             WHERE token_hash = $1 AND purpose = $2 AND consumed_at IS NULL AND expires_at > $3 \
-             RETURNING tenant_id, user_id, data",
-        )
-        .bind(hash.as_bytes().to_vec())
-        .bind(purpose)
-        .bind(odt(now))
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(map_err)?;
-        let Some(row) = row else { return Ok(None) };
-        let Json(data): Json<serde_json::Value> = row.try_get("data").map_err(map_err)?;
-        Ok(Some(ConsumedToken {
-            tenant_id: TenantId(row.try_get("tenant_id").map_err(map_err)?),
-            user_id: UserId(row.try_get("user_id").map_err(map_err)?),
-            data,
-        }))
+        let mut conn = self.pool.acquire().await.map_err(map_err)?;
+        consume_token(&mut conn, hash, purpose, now).await
     }
 }

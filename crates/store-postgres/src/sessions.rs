@@ -1,54 +1,23 @@
-//! Sessions and the `LISTEN/NOTIFY` revocation feed.
+//! Sessions. Every write that ends sessions notifies the revocation feed in its own
+//! transaction (see [`crate::revocations`]).
 
 use std::sync::LazyLock;
+use std::time::Duration;
 
-use futures::StreamExt as _;
 use portcullis_core::clock::Timestamp;
 use portcullis_core::ids::{SessionId, TenantId, UserId};
 use portcullis_core::model::Session;
 use portcullis_core::secret::TokenHash;
-use portcullis_core::store::{EndSessions, NewSession, Revocation, RevocationFeed, StoreError, StoreResult};
-use sqlx::PgConnection;
-use sqlx::postgres::PgListener;
+use portcullis_core::store::{EndSessions, NewSession, SessionStore, StoreResult};
 
+use crate::revocations::notify_revocations;
 use crate::rows::{SESSION_COLUMNS, session_from_row};
 use crate::users::end_sessions;
-use crate::{PostgresStore, REVOCATION_CHANNEL, map_err, odt};
+use crate::{PostgresStore, map_err, odt};
 
-/// Notifies the feed of ended sessions (one notification each, delivered on commit).
-pub(crate) async fn notify_revocations(conn: &mut PgConnection, hashes: &[Vec<u8>]) -> StoreResult<()> {
-    if hashes.is_empty() {
-        return Ok(());
-    }
-    sqlx::query("SELECT pg_notify($1, 's:' || encode(h, 'hex')) FROM unnest($2::bytea[]) AS h")
-        .bind(REVOCATION_CHANNEL)
-        .bind(hashes)
-        .execute(&mut *conn)
-        .await
-        .map_err(map_err)?;
-    Ok(())
-}
-
-fn parse_payload(p: &str) -> StoreResult<Revocation> {
-    let bad = || StoreError::Corrupt(format!("revocation payload {p:?}"));
-    if let Some(hex) = p.strip_prefix("s:") {
-        if hex.len() != 64 {
-            return Err(bad());
-        }
-        let mut out = [0u8; 32];
-        for (i, byte) in out.iter_mut().enumerate() {
-            *byte = u8::from_str_radix(hex.get(2 * i..2 * i + 2).ok_or_else(bad)?, 16).map_err(|_| bad())?;
-        }
-        Ok(Revocation::Session(TokenHash(out)))
-    } else if let Some(id) = p.strip_prefix("u:") {
-        Ok(Revocation::User(UserId(id.parse().map_err(|_| bad())?)))
-    } else {
-        Err(bad())
-    }
-}
-
-impl PostgresStore {
-    pub(crate) async fn insert_session_row(&self, s: &NewSession) -> StoreResult<Option<Session>> {
+#[async_trait::async_trait]
+impl SessionStore for PostgresStore {
+    async fn insert_session(&self, s: &NewSession) -> StoreResult<Option<Session>> {
         let now = odt(s.now);
         // Opened only if the user's password is still the version that was checked and is not
         // disabled: a log-in that races a password change, a deletion or a disabling loses.
@@ -68,7 +37,7 @@ impl PostgresStore {
         .bind(i64::try_from(s.idle_timeout.as_secs()).unwrap_or(i64::MAX))
         .bind(now)
         .bind(s.user_agent.clone())
-        .bind(s.ip.clone())
+        .bind(s.ip.map(|ip| ip.to_string()))
         .bind(s.checked_password_version)
         .fetch_optional(&self.pool)
         .await
@@ -77,7 +46,7 @@ impl PostgresStore {
         row.as_ref().map(session_from_row).transpose()
     }
 
-    pub(crate) async fn session_row_by_hash(&self, hash: &TokenHash) -> StoreResult<Option<Session>> {
+    async fn session_by_token_hash(&self, hash: &TokenHash) -> StoreResult<Option<Session>> {
         static SQL: LazyLock<String> =
             LazyLock::new(|| format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE token_hash = $1"));
         let row = sqlx::query(SQL.as_str())
@@ -88,7 +57,7 @@ impl PostgresStore {
         row.as_ref().map(session_from_row).transpose()
     }
 
-    pub(crate) async fn session_rows_of_user(&self, tenant: TenantId, user: UserId) -> StoreResult<Vec<Session>> {
+    async fn sessions_of_user(&self, tenant: TenantId, user: UserId) -> StoreResult<Vec<Session>> {
         static SQL: LazyLock<String> = LazyLock::new(|| {
             format!(
                 "SELECT {SESSION_COLUMNS} FROM sessions WHERE tenant_id = $1 AND user_id = $2 ORDER BY created_at DESC, id DESC"
@@ -99,7 +68,7 @@ impl PostgresStore {
         rows.iter().map(session_from_row).collect()
     }
 
-    pub(crate) async fn delete_session_row(
+    async fn delete_session(
         &self,
         tenant: TenantId,
         user: UserId,
@@ -121,7 +90,7 @@ impl PostgresStore {
         Ok(!hashes.is_empty())
     }
 
-    pub(crate) async fn delete_session_row_by_hash(&self, hash: &TokenHash, _now: Timestamp) -> StoreResult<bool> {
+    async fn delete_session_by_token_hash(&self, hash: &TokenHash, _now: Timestamp) -> StoreResult<bool> {
         let mut tx = self.pool.begin().await.map_err(map_err)?;
         let hashes: Vec<Vec<u8>> =
             sqlx::query_scalar("DELETE FROM sessions WHERE token_hash = $1 RETURNING token_hash")
@@ -134,7 +103,7 @@ impl PostgresStore {
         Ok(!hashes.is_empty())
     }
 
-    pub(crate) async fn delete_session_rows_of_user(
+    async fn delete_sessions_of_user(
         &self,
         tenant: TenantId,
         user: UserId,
@@ -156,7 +125,7 @@ impl PostgresStore {
         Ok(n)
     }
 
-    pub(crate) async fn touch_session_rows(&self, touches: &[(SessionId, Timestamp)]) -> StoreResult<()> {
+    async fn touch_sessions(&self, touches: &[(SessionId, Timestamp)]) -> StoreResult<()> {
         if touches.is_empty() {
             return Ok(());
         }
@@ -177,7 +146,8 @@ impl PostgresStore {
         Ok(())
     }
 
-    pub(crate) async fn delete_expired_session_rows(&self, now: Timestamp) -> StoreResult<u64> {
+    async fn delete_expired_sessions(&self, now: Timestamp, _keep_feed: Duration) -> StoreResult<u64> {
+        // (The feed is LISTEN/NOTIFY: it keeps nothing to clean up.)
         // Rows another transaction holds are left for the next sweep.
         let done = sqlx::query(
             "DELETE FROM sessions WHERE id IN (SELECT id FROM sessions \
@@ -189,24 +159,5 @@ impl PostgresStore {
         .await
         .map_err(map_err)?;
         Ok(done.rows_affected())
-    }
-
-    pub(crate) async fn open_feed(&self) -> StoreResult<RevocationFeed> {
-        let mut listener = PgListener::connect_with(&self.pool).await.map_err(map_err)?;
-        listener.listen(REVOCATION_CHANNEL).await.map_err(map_err)?;
-        let stream = futures::stream::unfold(listener, |mut l| async move {
-            let item = match l.try_recv().await {
-                Ok(Some(n)) => parse_payload(n.payload()),
-                // The connection dropped; notifications may have been missed while it was
-                // down. The listener reconnects on the next call.
-                Ok(None) => Err(StoreError::Unavailable("revocation listener reconnecting".into())),
-                Err(e) => {
-                    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-                    Err(map_err(e))
-                }
-            };
-            Some((item, l))
-        });
-        Ok(stream.boxed())
     }
 }

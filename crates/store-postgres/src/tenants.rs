@@ -1,12 +1,11 @@
-//! Tenants with their domains, attribute definitions and roles.
+//! Tenants and their domains.
 
 use std::sync::LazyLock;
 
 use portcullis_core::clock::Timestamp;
-use portcullis_core::ids::{AttributeId, RoleId, TenantId};
-use portcullis_core::model::{AttributeDefinition, AttributeKind, Role, Tenant, TenantPolicy};
-use portcullis_core::parse::normalize_name;
-use portcullis_core::store::{NewAttributeDefinition, NewRole, NewTenant, StoreError, StoreResult, TenantUpdate};
+use portcullis_core::ids::TenantId;
+use portcullis_core::model::{Tenant, TenantPolicy};
+use portcullis_core::store::{NewTenant, StoreResult, TenantStore, TenantUpdate};
 use sqlx::postgres::PgRow;
 use sqlx::types::Json;
 use sqlx::{Postgres, QueryBuilder, Row};
@@ -39,31 +38,8 @@ fn tenant_from_row(row: &PgRow) -> StoreResult<Tenant> {
     })
 }
 
-fn attribute_from_row(row: &PgRow) -> StoreResult<AttributeDefinition> {
-    let kind: String = row.try_get("kind").map_err(map_err)?;
-    Ok(AttributeDefinition {
-        id: AttributeId(row.try_get("id").map_err(map_err)?),
-        tenant_id: TenantId(row.try_get("tenant_id").map_err(map_err)?),
-        name: row.try_get("name").map_err(map_err)?,
-        kind: AttributeKind::parse(&kind).ok_or_else(|| StoreError::Corrupt(format!("attribute kind {kind:?}")))?,
-        required: row.try_get("required").map_err(map_err)?,
-        user_editable: row.try_get("user_editable").map_err(map_err)?,
-        created_at: from_odt(row.try_get::<OffsetDateTime, _>("created_at").map_err(map_err)?),
-    })
-}
-
-fn role_from_row(row: &PgRow) -> StoreResult<Role> {
-    Ok(Role {
-        id: RoleId(row.try_get("id").map_err(map_err)?),
-        tenant_id: TenantId(row.try_get("tenant_id").map_err(map_err)?),
-        name: row.try_get("name").map_err(map_err)?,
-        description: row.try_get("description").map_err(map_err)?,
-        created_at: from_odt(row.try_get::<OffsetDateTime, _>("created_at").map_err(map_err)?),
-    })
-}
-
 impl PostgresStore {
-    pub(crate) async fn tenant_by(&self, id: Option<TenantId>, slug: Option<&str>) -> StoreResult<Option<Tenant>> {
+    async fn tenant_by(&self, id: Option<TenantId>, slug: Option<&str>) -> StoreResult<Option<Tenant>> {
         let row = match (id, slug) {
             (Some(id), _) => sqlx::query(TENANT_BY_ID.as_str()).bind(id.0).fetch_optional(&self.pool).await,
             (None, Some(slug)) => sqlx::query(TENANT_BY_SLUG.as_str()).bind(slug).fetch_optional(&self.pool).await,
@@ -72,24 +48,60 @@ impl PostgresStore {
         .map_err(map_err)?;
         row.as_ref().map(tenant_from_row).transpose()
     }
+}
 
-    pub(crate) async fn tenant_rows(&self) -> StoreResult<Vec<Tenant>> {
-        let rows = sqlx::query(TENANTS.as_str()).fetch_all(&self.pool).await.map_err(map_err)?;
-        rows.iter().map(tenant_from_row).collect()
+#[async_trait::async_trait]
+impl TenantStore for PostgresStore {
+    async fn tenant(&self, id: TenantId) -> StoreResult<Option<Tenant>> {
+        self.tenant_by(Some(id), None).await
     }
 
-    pub(crate) async fn tenant_by_domain_row(&self, domain: &str) -> StoreResult<Option<Tenant>> {
+    async fn tenant_by_slug(&self, slug: &str) -> StoreResult<Option<Tenant>> {
+        self.tenant_by(None, Some(slug)).await
+    }
+
+    async fn tenant_by_domain(&self, domain: &str) -> StoreResult<Option<Tenant>> {
         let row =
             sqlx::query(TENANT_BY_DOMAIN.as_str()).bind(domain).fetch_optional(&self.pool).await.map_err(map_err)?;
         row.as_ref().map(tenant_from_row).transpose()
     }
 
-    pub(crate) async fn update_tenant_rows(
-        &self,
-        id: TenantId,
-        u: &TenantUpdate,
-        now: Timestamp,
-    ) -> StoreResult<Option<Tenant>> {
+    async fn tenants(&self) -> StoreResult<Vec<Tenant>> {
+        let rows = sqlx::query(TENANTS.as_str()).fetch_all(&self.pool).await.map_err(map_err)?;
+        rows.iter().map(tenant_from_row).collect()
+    }
+
+    async fn insert_tenant(&self, t: &NewTenant) -> StoreResult<Tenant> {
+        let now = odt(t.now);
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO tenants (slug, name, policy, disabled, created_at, updated_at) VALUES ($1, $2, $3, FALSE, $4, $4) RETURNING id",
+        )
+        .bind(&t.slug)
+        .bind(&t.name)
+        .bind(Json(&t.policy))
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        for d in &t.domains {
+            sqlx::query(
+                "INSERT INTO tenant_domains (domain, tenant_id, created_at, updated_at) VALUES ($1, $2, $3, $3)",
+            )
+            .bind(d)
+            .bind(id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        }
+        let row = sqlx::query(TENANT_BY_ID.as_str()).bind(id).fetch_one(&mut *tx).await.map_err(map_err)?;
+        let tenant = tenant_from_row(&row)?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(tenant)
+    }
+
+    async fn update_tenant(&self, id: TenantId, u: &TenantUpdate, now: Timestamp) -> StoreResult<Option<Tenant>> {
         let now = odt(now);
         let mut tx = self.pool.begin().await.map_err(map_err)?;
         // The update comes first, even when only the domains change: its row lock serialises
@@ -132,132 +144,5 @@ impl PostgresStore {
         let tenant = tenant_from_row(&row)?;
         tx.commit().await.map_err(map_err)?;
         Ok(Some(tenant))
-    }
-
-    pub(crate) async fn insert_tenant_row(&self, t: &NewTenant) -> StoreResult<Tenant> {
-        let now = odt(t.now);
-        let mut tx = self.pool.begin().await.map_err(map_err)?;
-        let id: i64 = sqlx::query_scalar(
-            "INSERT INTO tenants (slug, name, policy, disabled, created_at, updated_at) VALUES ($1, $2, $3, FALSE, $4, $4) RETURNING id",
-        )
-        .bind(&t.slug)
-        .bind(&t.name)
-        .bind(Json(&t.policy))
-        .bind(now)
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(map_err)?;
-        for d in &t.domains {
-            sqlx::query(
-                "INSERT INTO tenant_domains (domain, tenant_id, created_at, updated_at) VALUES ($1, $2, $3, $3)",
-            )
-            .bind(d)
-            .bind(id)
-            .bind(now)
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?;
-        }
-        let row = sqlx::query(TENANT_BY_ID.as_str()).bind(id).fetch_one(&mut *tx).await.map_err(map_err)?;
-        let tenant = tenant_from_row(&row)?;
-        tx.commit().await.map_err(map_err)?;
-        Ok(tenant)
-    }
-
-    pub(crate) async fn insert_attribute_row(&self, d: &NewAttributeDefinition) -> StoreResult<AttributeDefinition> {
-        let row = sqlx::query(
-            "INSERT INTO attribute_definitions (tenant_id, name, kind, required, user_editable, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $6) RETURNING *",
-        )
-        .bind(d.tenant_id.0)
-        .bind(&d.name)
-        .bind(d.kind.as_str())
-        .bind(d.required)
-        .bind(d.user_editable)
-        .bind(odt(d.now))
-        .fetch_one(&self.pool)
-        .await
-        .map_err(map_err)?;
-        attribute_from_row(&row)
-    }
-
-    pub(crate) async fn attribute_rows(&self, tenant: TenantId) -> StoreResult<Vec<AttributeDefinition>> {
-        let rows = sqlx::query("SELECT * FROM attribute_definitions WHERE tenant_id = $1 ORDER BY name")
-            .bind(tenant.0)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(map_err)?;
-        rows.iter().map(attribute_from_row).collect()
-    }
-
-    pub(crate) async fn insert_role_row(&self, r: &NewRole) -> StoreResult<Role> {
-        let row = sqlx::query(
-            "INSERT INTO roles (tenant_id, name, name_norm, description, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $5) RETURNING *",
-        )
-        .bind(r.tenant_id.0)
-        .bind(&r.name)
-        .bind(normalize_name(&r.name))
-        .bind(&r.description)
-        .bind(odt(r.now))
-        .fetch_one(&self.pool)
-        .await
-        .map_err(map_err)?;
-        role_from_row(&row)
-    }
-
-    pub(crate) async fn role_rows(&self, tenant: TenantId) -> StoreResult<Vec<Role>> {
-        let rows = sqlx::query("SELECT * FROM roles WHERE tenant_id = $1 ORDER BY name_norm")
-            .bind(tenant.0)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(map_err)?;
-        rows.iter().map(role_from_row).collect()
-    }
-
-    pub(crate) async fn delete_role_row(&self, tenant: TenantId, id: RoleId) -> StoreResult<bool> {
-        // Grants go with it (user_roles cascades).
-        let done = sqlx::query("DELETE FROM roles WHERE tenant_id = $1 AND id = $2")
-            .bind(tenant.0)
-            .bind(id.0)
-            .execute(&self.pool)
-            .await
-            .map_err(map_err)?;
-        Ok(done.rows_affected() > 0)
-    }
-
-    pub(crate) async fn update_attribute_row(
-        &self,
-        tenant: TenantId,
-        id: AttributeId,
-        required: Option<bool>,
-        user_editable: Option<bool>,
-        now: portcullis_core::clock::Timestamp,
-    ) -> StoreResult<Option<AttributeDefinition>> {
-        let row = sqlx::query(
-            "UPDATE attribute_definitions SET required = coalesce($3, required), \
-             user_editable = coalesce($4, user_editable), updated_at = $5 \
-             WHERE tenant_id = $1 AND id = $2 RETURNING *",
-        )
-        .bind(tenant.0)
-        .bind(id.0)
-        .bind(required)
-        .bind(user_editable)
-        .bind(odt(now))
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(map_err)?;
-        row.as_ref().map(attribute_from_row).transpose()
-    }
-
-    pub(crate) async fn delete_attribute_row(&self, tenant: TenantId, id: AttributeId) -> StoreResult<bool> {
-        // Values go with it (user_attributes cascades).
-        let done = sqlx::query("DELETE FROM attribute_definitions WHERE tenant_id = $1 AND id = $2")
-            .bind(tenant.0)
-            .bind(id.0)
-            .execute(&self.pool)
-            .await
-            .map_err(map_err)?;
-        Ok(done.rows_affected() > 0)
     }
 }

@@ -1,6 +1,6 @@
-//! Users: insert, look-ups, updates, deletion and password changes.
-
-use std::sync::LazyLock;
+//! Users: insert, look-ups, updates, deletion and password changes. The writes that a unit
+//! of work may combine are functions over a connection, used by the store and by
+//! [`crate::unit::PostgresUnit`] alike.
 
 use portcullis_core::clock::Timestamp;
 use portcullis_core::ids::{TenantId, UserId};
@@ -8,7 +8,7 @@ use portcullis_core::model::{User, UserStatus};
 use portcullis_core::parse::LoginKey;
 use portcullis_core::profile::{ProfileChange, TextField};
 use portcullis_core::store::{
-    EndSessions, NewUser, PasswordChange, StoreError, StoreResult, UserQuery, UserUpdate, UserWithSecret,
+    EndSessions, NewUser, PasswordChange, StoreError, StoreResult, UserQuery, UserStore, UserUpdate, UserWithSecret,
 };
 use sqlx::types::Json;
 use sqlx::{PgConnection, Postgres, QueryBuilder};
@@ -19,59 +19,90 @@ use crate::rows::{
 };
 use crate::{PostgresStore, map_err, odt};
 
-impl PostgresStore {
-    pub(crate) async fn insert_user_rows(&self, u: &NewUser) -> StoreResult<User> {
-        let now = odt(u.now);
+#[async_trait::async_trait]
+impl UserStore for PostgresStore {
+    async fn insert_user(&self, u: &NewUser) -> StoreResult<User> {
         let mut tx = self.pool.begin().await.map_err(map_err)?;
-        let mut q = sqlx::query_scalar::<_, i64>(USER_INSERT.as_str())
-            .bind(u.tenant_id.0)
-            .bind(u.username.as_ref().map(|x| x.as_str().to_owned()))
-            .bind(u.username.as_ref().map(|x| x.normalized().to_owned()))
-            .bind(u.email.as_ref().map(|x| x.as_str().to_owned()))
-            .bind(u.email.as_ref().map(|x| x.normalized().to_owned()))
-            .bind(u.email_verified_at.map(odt))
-            .bind(u.phone.as_ref().map(|x| x.as_str().to_owned()))
-            .bind(u.phone.as_ref().map(|x| x.normalized().to_owned()))
-            .bind(u.password_hash.clone())
-            .bind(u.status.as_str())
-            .bind(u.profile.birth_date)
-            .bind(u.profile.newsletter)
-            .bind(Json(u.profile.meta.clone()))
-            .bind(now)
-            .bind(now)
-            .bind(u.password_hash.as_ref().map(|_| now));
-        for f in TextField::ALL {
-            q = q.bind(u.profile.text(*f).map(str::to_owned));
-        }
-        let id = q.fetch_one(&mut *tx).await.map_err(map_err)?;
-        for (attr, value) in &u.attributes {
-            sqlx::query(
-                "INSERT INTO user_attributes (user_id, attribute_id, value, created_at, updated_at) VALUES ($1, $2, $3, $4, $4)",
-            )
-            .bind(id)
-            .bind(attr.0)
-            .bind(Json(value))
-            .bind(now)
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?;
-        }
-        for role in &u.roles {
-            insert_role_grant(&mut tx, UserId(id), role.0, u.now).await?;
-        }
-        let user = fetch_user(&mut tx, u.tenant_id, UserId(id))
-            .await?
-            .ok_or_else(|| StoreError::Corrupt("inserted user vanished".into()))?;
+        let user = insert_user_tx(&mut tx, u).await?;
         tx.commit().await.map_err(map_err)?;
-        Ok(user.user)
+        Ok(user)
     }
 
-    pub(crate) async fn user_row(&self, tenant: TenantId, id: UserId) -> StoreResult<Option<UserWithSecret>> {
+    async fn user(&self, tenant: TenantId, id: UserId) -> StoreResult<Option<User>> {
+        let mut conn = self.pool.acquire().await.map_err(map_err)?;
+        Ok(fetch_user(&mut conn, tenant, id).await?.map(|u| u.user))
+    }
+
+    async fn user_with_secret(&self, tenant: TenantId, key: &LoginKey) -> StoreResult<Option<UserWithSecret>> {
+        let q = match key {
+            LoginKey::Nobody(_) => return Ok(None),
+            LoginKey::Username(n) => sqlx::query(USER_BY_USERNAME.as_str()).bind(tenant.0).bind(n.clone()),
+            LoginKey::Email(n) => sqlx::query(USER_BY_EMAIL.as_str()).bind(tenant.0).bind(n.clone()),
+            LoginKey::Phone(n) => sqlx::query(USER_BY_PHONE.as_str()).bind(tenant.0).bind(n.clone()),
+            LoginKey::UsernameOrPhone { username, phone } => sqlx::query(USER_BY_USERNAME_OR_PHONE.as_str())
+                .bind(tenant.0)
+                .bind(username.clone())
+                .bind(phone.clone()),
+        };
+        let row = q.fetch_optional(&self.pool).await.map_err(map_err)?;
+        row.as_ref().map(user_from_row).transpose()
+    }
+
+    async fn user_with_secret_by_id(&self, tenant: TenantId, id: UserId) -> StoreResult<Option<UserWithSecret>> {
         let mut conn = self.pool.acquire().await.map_err(map_err)?;
         fetch_user(&mut conn, tenant, id).await
     }
 
-    pub(crate) async fn user_rows(&self, q: &UserQuery) -> StoreResult<Vec<User>> {
+    async fn update_user(
+        &self,
+        tenant: TenantId,
+        id: UserId,
+        u: &UserUpdate,
+        now: Timestamp,
+    ) -> StoreResult<Option<User>> {
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        let user = update_user_tx(&mut tx, tenant, id, u, now).await?;
+        if user.is_some() {
+            tx.commit().await.map_err(map_err)?;
+        }
+        Ok(user)
+    }
+
+    async fn delete_user(&self, tenant: TenantId, id: UserId, _now: Timestamp) -> StoreResult<bool> {
+        // (PostgreSQL's feed carries no timestamps: the notification is the record.)
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        // Lock the row so a concurrent session insert cannot slip in between.
+        let exists: Option<i64> =
+            sqlx::query_scalar("SELECT id FROM users WHERE tenant_id = $1 AND id = $2 FOR UPDATE")
+                .bind(tenant.0)
+                .bind(id.0)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(map_err)?;
+        if exists.is_none() {
+            return Ok(false);
+        }
+        end_sessions(&mut tx, id, EndSessions::All).await?;
+        sqlx::query("DELETE FROM users WHERE tenant_id = $1 AND id = $2")
+            .bind(tenant.0)
+            .bind(id.0)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(true)
+    }
+
+    async fn set_password_hash(&self, tenant: TenantId, id: UserId, change: &PasswordChange) -> StoreResult<bool> {
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        let done = set_password_tx(&mut tx, tenant, id, change).await?;
+        if done {
+            tx.commit().await.map_err(map_err)?;
+        }
+        Ok(done)
+    }
+
+    async fn list_users(&self, q: &UserQuery) -> StoreResult<Vec<User>> {
         let mut b: QueryBuilder<Postgres> = QueryBuilder::new(USER_SELECT.as_str());
         b.push(" WHERE u.tenant_id = ").push_bind(q.tenant_id.0);
         if let Some(search) = &q.search {
@@ -107,186 +138,173 @@ impl PostgresStore {
         let rows = b.build().fetch_all(&self.pool).await.map_err(map_err)?;
         rows.iter().map(|r| user_from_row(r).map(|u| u.user)).collect()
     }
+}
 
-    pub(crate) async fn user_rows_with_secrets(
-        &self,
-        tenant: TenantId,
-        after: Option<UserId>,
-        limit: u32,
-    ) -> StoreResult<Vec<UserWithSecret>> {
-        static SQL: LazyLock<String> =
-            LazyLock::new(|| format!("{} WHERE u.tenant_id = $1 AND u.id > $2 ORDER BY u.id LIMIT $3", *USER_SELECT));
-        // A plain lower bound (rather than `$2 IS NULL OR ...`) keeps the plan an index range scan.
-        let rows = sqlx::query(SQL.as_str())
-            .bind(tenant.0)
-            .bind(after.map_or(i64::MIN, |a| a.0))
-            .bind(i64::from(limit))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(map_err)?;
-        rows.iter().map(user_from_row).collect()
+/// Inserts a user with their attributes and roles on `conn`, inside the caller's transaction.
+pub(crate) async fn insert_user_tx(conn: &mut PgConnection, u: &NewUser) -> StoreResult<User> {
+    let now = odt(u.now);
+    let mut q = sqlx::query_scalar::<_, i64>(USER_INSERT.as_str())
+        .bind(u.tenant_id.0)
+        .bind(u.username.as_ref().map(|x| x.as_str().to_owned()))
+        .bind(u.username.as_ref().map(|x| x.normalized().to_owned()))
+        .bind(u.email.as_ref().map(|x| x.as_str().to_owned()))
+        .bind(u.email.as_ref().map(|x| x.normalized().to_owned()))
+        .bind(u.email_verified_at.map(odt))
+        .bind(u.phone.as_ref().map(|x| x.as_str().to_owned()))
+        .bind(u.phone.as_ref().map(|x| x.normalized().to_owned()))
+        .bind(u.password.as_ref().map(|p| p.as_str().to_owned()))
+        .bind(u.password.as_ref().map(|p| p.scheme().as_str()))
+        .bind(u.status.as_str())
+        .bind(u.profile.birth_date)
+        .bind(u.profile.newsletter)
+        .bind(Json(u.profile.meta.clone()))
+        .bind(now)
+        .bind(now)
+        .bind(u.password.as_ref().map(|_| now));
+    for f in TextField::ALL {
+        q = q.bind(u.profile.text(*f).map(str::to_owned));
     }
-
-    pub(crate) async fn user_by_key(&self, tenant: TenantId, key: &LoginKey) -> StoreResult<Option<UserWithSecret>> {
-        let q = match key {
-            LoginKey::Nobody(_) => return Ok(None),
-            LoginKey::Username(n) => sqlx::query(USER_BY_USERNAME.as_str()).bind(tenant.0).bind(n.clone()),
-            LoginKey::Email(n) => sqlx::query(USER_BY_EMAIL.as_str()).bind(tenant.0).bind(n.clone()),
-            LoginKey::Phone(n) => sqlx::query(USER_BY_PHONE.as_str()).bind(tenant.0).bind(n.clone()),
-            LoginKey::UsernameOrPhone { username, phone } => sqlx::query(USER_BY_USERNAME_OR_PHONE.as_str())
-                .bind(tenant.0)
-                .bind(username.clone())
-                .bind(phone.clone()),
-        };
-        let row = q.fetch_optional(&self.pool).await.map_err(map_err)?;
-        row.as_ref().map(user_from_row).transpose()
-    }
-
-    pub(crate) async fn update_user_rows(
-        &self,
-        tenant: TenantId,
-        id: UserId,
-        u: &UserUpdate,
-        now: Timestamp,
-    ) -> StoreResult<Option<User>> {
-        let mut tx = self.pool.begin().await.map_err(map_err)?;
-        let mut b: QueryBuilder<Postgres> = QueryBuilder::new("UPDATE users SET updated_at = ");
-        b.push_bind(odt(now));
-        if let Some(v) = &u.username {
-            b.push(", username = ").push_bind(v.as_ref().map(|x| x.as_str().to_owned()));
-            b.push(", username_norm = ").push_bind(v.as_ref().map(|x| x.normalized().to_owned()));
-        }
-        if let Some(v) = &u.email {
-            b.push(", email = ").push_bind(v.as_ref().map(|x| x.as_str().to_owned()));
-            b.push(", email_norm = ").push_bind(v.as_ref().map(|x| x.normalized().to_owned()));
-        }
-        if let Some(v) = &u.email_verified_at {
-            b.push(", email_verified_at = ").push_bind(v.map(odt));
-        }
-        if let Some(v) = &u.phone {
-            b.push(", phone = ").push_bind(v.as_ref().map(|x| x.as_str().to_owned()));
-            b.push(", phone_norm = ").push_bind(v.as_ref().map(|x| x.normalized().to_owned()));
-        }
-        if let Some(v) = &u.phone_verified_at {
-            b.push(", phone_verified_at = ").push_bind(v.map(odt));
-        }
-        if let Some(s) = u.status {
-            b.push(", status = ").push_bind(s.as_str());
-        }
-        if let Some(h) = &u.password_hash {
-            b.push(", password_hash = ").push_bind(h.clone());
-            b.push(", password_changed_at = ").push_bind(odt(now));
-            b.push(", password_version = password_version + 1");
-        }
-        for c in &u.profile {
-            match c {
-                ProfileChange::Text(f, v) => {
-                    b.push(", ").push(f.name()).push(" = ").push_bind(v.clone());
-                }
-                ProfileChange::BirthDate(d) => {
-                    b.push(", birth_date = ").push_bind(*d);
-                }
-                ProfileChange::Newsletter(n) => {
-                    b.push(", newsletter = ").push_bind(*n);
-                }
-                ProfileChange::Meta(m) => {
-                    b.push(", meta = ").push_bind(Json(m.clone()));
-                }
-            }
-        }
-        b.push(" WHERE tenant_id = ").push_bind(tenant.0).push(" AND id = ").push_bind(id.0);
-        let done = b.build().execute(&mut *tx).await.map_err(map_err)?;
-        if done.rows_affected() == 0 {
-            return Ok(None);
-        }
-        for (attr, value) in &u.attributes {
-            match value {
-                Some(v) => sqlx::query(
-                    "INSERT INTO user_attributes (user_id, attribute_id, value, created_at, updated_at) VALUES ($1, $2, $3, $4, $4) \
-                     ON CONFLICT (user_id, attribute_id) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
-                )
-                .bind(id.0)
-                .bind(attr.0)
-                .bind(Json(v.clone()))
-                .bind(odt(now)),
-                None => sqlx::query("DELETE FROM user_attributes WHERE user_id = $1 AND attribute_id = $2").bind(id.0).bind(attr.0),
-            }
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?;
-        }
-        if let Some(roles) = &u.roles {
-            sqlx::query("DELETE FROM user_roles WHERE user_id = $1")
-                .bind(id.0)
-                .execute(&mut *tx)
-                .await
-                .map_err(map_err)?;
-            for r in roles {
-                insert_role_grant(&mut tx, id, r.0, now).await?;
-            }
-        }
-        if u.status == Some(UserStatus::Disabled) || u.password_hash.is_some() {
-            end_sessions(&mut tx, id, EndSessions::All).await?;
-        }
-        let user = fetch_user(&mut tx, tenant, id).await?;
-        tx.commit().await.map_err(map_err)?;
-        Ok(user.map(|u| u.user))
-    }
-
-    pub(crate) async fn delete_user_rows(&self, tenant: TenantId, id: UserId) -> StoreResult<bool> {
-        // (PostgreSQL's feed carries no timestamps: the notification is the record.)
-        let mut tx = self.pool.begin().await.map_err(map_err)?;
-        // Lock the row so a concurrent session insert cannot slip in between.
-        let exists: Option<i64> =
-            sqlx::query_scalar("SELECT id FROM users WHERE tenant_id = $1 AND id = $2 FOR UPDATE")
-                .bind(tenant.0)
-                .bind(id.0)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(map_err)?;
-        if exists.is_none() {
-            return Ok(false);
-        }
-        end_sessions(&mut tx, id, EndSessions::All).await?;
-        sqlx::query("DELETE FROM users WHERE tenant_id = $1 AND id = $2")
-            .bind(tenant.0)
-            .bind(id.0)
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?;
-        tx.commit().await.map_err(map_err)?;
-        Ok(true)
-    }
-
-    pub(crate) async fn set_password_rows(
-        &self,
-        tenant: TenantId,
-        id: UserId,
-        c: &PasswordChange,
-    ) -> StoreResult<bool> {
-        let mut tx = self.pool.begin().await.map_err(map_err)?;
-        let done = sqlx::query(
-            "UPDATE users SET password_hash = $1, updated_at = $2, \
-             password_changed_at = CASE WHEN $3 THEN $2 ELSE password_changed_at END, \
-             password_version = password_version + CASE WHEN $3 THEN 1 ELSE 0 END \
-             WHERE tenant_id = $4 AND id = $5 AND ($6::text IS NULL OR password_hash = $6)",
+    let id = q.fetch_one(&mut *conn).await.map_err(map_err)?;
+    for (attr, value) in &u.attributes {
+        sqlx::query(
+            "INSERT INTO user_attributes (user_id, attribute_id, value, created_at, updated_at) VALUES ($1, $2, $3, $4, $4)",
         )
-        .bind(&c.hash)
-        .bind(odt(c.now))
-        .bind(c.is_new_password)
-        .bind(tenant.0)
-        .bind(id.0)
-        .bind(c.expected_current.clone())
-        .execute(&mut *tx)
+        .bind(id)
+        .bind(attr.0)
+        .bind(Json(value))
+        .bind(now)
+        .execute(&mut *conn)
         .await
         .map_err(map_err)?;
-        if done.rows_affected() == 0 {
-            return Ok(false);
-        }
-        end_sessions(&mut tx, id, c.end_sessions).await?;
-        tx.commit().await.map_err(map_err)?;
-        Ok(true)
     }
+    for role in &u.roles {
+        insert_role_grant(&mut *conn, UserId(id), role.0, u.now).await?;
+    }
+    let user = fetch_user(&mut *conn, u.tenant_id, UserId(id))
+        .await?
+        .ok_or_else(|| StoreError::Corrupt("inserted user vanished".into()))?;
+    Ok(user.user)
+}
+
+/// Applies changes to a user on `conn`, inside the caller's transaction.
+pub(crate) async fn update_user_tx(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    id: UserId,
+    u: &UserUpdate,
+    now: Timestamp,
+) -> StoreResult<Option<User>> {
+    let mut b: QueryBuilder<Postgres> = QueryBuilder::new("UPDATE users SET updated_at = ");
+    b.push_bind(odt(now));
+    if let Some(v) = &u.username {
+        b.push(", username = ").push_bind(v.as_ref().map(|x| x.as_str().to_owned()));
+        b.push(", username_norm = ").push_bind(v.as_ref().map(|x| x.normalized().to_owned()));
+    }
+    if let Some(v) = &u.email {
+        b.push(", email = ").push_bind(v.as_ref().map(|x| x.as_str().to_owned()));
+        b.push(", email_norm = ").push_bind(v.as_ref().map(|x| x.normalized().to_owned()));
+    }
+    if let Some(v) = &u.email_verified_at {
+        b.push(", email_verified_at = ").push_bind(v.map(odt));
+    }
+    if let Some(v) = &u.phone {
+        b.push(", phone = ").push_bind(v.as_ref().map(|x| x.as_str().to_owned()));
+        b.push(", phone_norm = ").push_bind(v.as_ref().map(|x| x.normalized().to_owned()));
+    }
+    if let Some(v) = &u.phone_verified_at {
+        b.push(", phone_verified_at = ").push_bind(v.map(odt));
+    }
+    if let Some(s) = u.status {
+        b.push(", status = ").push_bind(s.as_str());
+    }
+    if let Some(h) = &u.password {
+        b.push(", password_hash = ").push_bind(h.as_str().to_owned());
+        b.push(", password_scheme = ").push_bind(h.scheme().as_str());
+        b.push(", password_changed_at = ").push_bind(odt(now));
+        b.push(", password_version = password_version + 1");
+    }
+    for c in &u.profile {
+        match c {
+            ProfileChange::Text(f, v) => {
+                b.push(", ").push(f.name()).push(" = ").push_bind(v.clone());
+            }
+            ProfileChange::BirthDate(d) => {
+                b.push(", birth_date = ").push_bind(*d);
+            }
+            ProfileChange::Newsletter(n) => {
+                b.push(", newsletter = ").push_bind(*n);
+            }
+            ProfileChange::Meta(m) => {
+                b.push(", meta = ").push_bind(Json(m.clone()));
+            }
+        }
+    }
+    b.push(" WHERE tenant_id = ").push_bind(tenant.0).push(" AND id = ").push_bind(id.0);
+    let done = b.build().execute(&mut *conn).await.map_err(map_err)?;
+    if done.rows_affected() == 0 {
+        return Ok(None);
+    }
+    for (attr, value) in &u.attributes {
+        match value {
+            Some(v) => sqlx::query(
+                "INSERT INTO user_attributes (user_id, attribute_id, value, created_at, updated_at) VALUES ($1, $2, $3, $4, $4) \
+                 ON CONFLICT (user_id, attribute_id) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+            )
+            .bind(id.0)
+            .bind(attr.0)
+            .bind(Json(v.clone()))
+            .bind(odt(now)),
+            None => sqlx::query("DELETE FROM user_attributes WHERE user_id = $1 AND attribute_id = $2").bind(id.0).bind(attr.0),
+        }
+        .execute(&mut *conn)
+        .await
+        .map_err(map_err)?;
+    }
+    if let Some(roles) = &u.roles {
+        sqlx::query("DELETE FROM user_roles WHERE user_id = $1")
+            .bind(id.0)
+            .execute(&mut *conn)
+            .await
+            .map_err(map_err)?;
+        for r in roles {
+            insert_role_grant(&mut *conn, id, r.0, now).await?;
+        }
+    }
+    if u.status == Some(UserStatus::Disabled) || u.password.is_some() {
+        end_sessions(&mut *conn, id, EndSessions::All).await?;
+    }
+    let user = fetch_user(&mut *conn, tenant, id).await?;
+    Ok(user.map(|u| u.user))
+}
+
+/// Sets a user's password hash on `conn`, inside the caller's transaction.
+pub(crate) async fn set_password_tx(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    id: UserId,
+    c: &PasswordChange,
+) -> StoreResult<bool> {
+    let done = sqlx::query(
+        "UPDATE users SET password_hash = $1, password_scheme = $7, updated_at = $2, \
+         password_changed_at = CASE WHEN $3 THEN $2 ELSE password_changed_at END, \
+         password_version = password_version + CASE WHEN $3 THEN 1 ELSE 0 END \
+         WHERE tenant_id = $4 AND id = $5 AND ($6::text IS NULL OR password_hash = $6)",
+    )
+    .bind(c.hash.as_str())
+    .bind(odt(c.now))
+    .bind(c.is_new_password)
+    .bind(tenant.0)
+    .bind(id.0)
+    .bind(c.expected_current.clone())
+    .bind(c.hash.scheme().as_str())
+    .execute(&mut *conn)
+    .await
+    .map_err(map_err)?;
+    if done.rows_affected() == 0 {
+        return Ok(false);
+    }
+    end_sessions(&mut *conn, id, c.end_sessions).await?;
+    Ok(true)
 }
 
 /// Columns a user search looks in.
@@ -354,6 +372,6 @@ pub(crate) async fn end_sessions(conn: &mut PgConnection, user: UserId, which: E
         .await
         .map_err(map_err)?,
     };
-    crate::sessions::notify_revocations(conn, &hashes).await?;
+    crate::revocations::notify_revocations(conn, &hashes).await?;
     Ok(hashes.len() as u64)
 }

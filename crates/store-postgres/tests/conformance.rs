@@ -4,9 +4,9 @@
 
 use std::sync::Arc;
 
-use portcullis_store_postgres::testing::TestDatabase;
 use portcullis_store_postgres::{PostgresOptions, PostgresStore};
 use portcullis_store_tests::TestDb;
+use portcullis_testkit::TestDatabase;
 
 async fn db() -> TestDb {
     let (store, url, database) = store().await;
@@ -41,11 +41,15 @@ mod postgres_only {
 
     use portcullis_core::clock::{Clock as _, SystemClock};
     use portcullis_core::ids::TenantId;
+    use portcullis_core::legacy_hash::HashScheme;
     use portcullis_core::model::{User, UserStatus};
     use portcullis_core::parse::{Email, Phone, Username};
+    use portcullis_core::password::HashedPassword;
     use portcullis_core::profile::{Profile, TextField};
     use portcullis_core::secret::Token;
-    use portcullis_core::store::{ImportOutcome, NewSession, NewTenant, NewUser, Store, StoreError};
+    use portcullis_core::store::{
+        ImportOutcome, ImportStore, NewSession, NewTenant, NewUser, SessionStore, StoreError, TenantStore, UserStore,
+    };
     use sqlx::Connection;
 
     fn new_user(name: &str) -> NewUser {
@@ -55,7 +59,7 @@ mod postgres_only {
             email: None,
             email_verified_at: None,
             phone: None,
-            password_hash: Some("$argon2id$x".into()),
+            password: Some(HashedPassword::new("$argon2id$x".into(), HashScheme::Argon2id)),
             status: UserStatus::Active,
             profile: Profile::default(),
             attributes: vec![],
@@ -200,7 +204,7 @@ mod postgres_only {
         let out = store.import_users(std::slice::from_ref(&imported)).await.unwrap();
         let [ImportOutcome::Created(id)] = out[..] else { panic!("{out:?}") };
         let b = store.user_with_secret_by_id(imported.tenant_id, id).await.unwrap().unwrap();
-        assert_eq!(b.password_hash, inserted.password_hash);
+        assert_eq!(b.password_hash.as_deref(), inserted.password.as_ref().map(HashedPassword::as_str));
         assert_eq!(User { id: a.id, tenant_id: a.tenant_id, ..b.user }, a);
     }
 

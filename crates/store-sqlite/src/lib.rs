@@ -9,10 +9,17 @@
 //!
 //! Nothing above this crate knows it is talking to SQLite.
 
-mod admin;
+mod api_keys;
+mod attributes;
+mod audit;
+mod import;
+mod one_time_tokens;
+mod revocations;
+mod roles;
 mod rows;
 mod sessions;
 mod tenants;
+mod unit;
 mod users;
 
 use std::str::FromStr;
@@ -20,16 +27,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use portcullis_core::UniqueField;
-use portcullis_core::clock::Timestamp;
-use portcullis_core::ids::{ApiKeyId, AttributeId, RoleId, SessionId, TenantId, UserId};
-use portcullis_core::model::{ApiKey, AttributeDefinition, AuditEvent, Role, Session, Tenant, User};
-use portcullis_core::parse::LoginKey;
-use portcullis_core::secret::TokenHash;
-use portcullis_core::store::{
-    AuditQuery, ConsumedToken, EndSessions, ImportOutcome, NewApiKey, NewAttributeDefinition, NewAuditEvent,
-    NewOneTimeToken, NewRole, NewSession, NewTenant, NewUser, PasswordChange, RevocationFeed, StoreError, StoreResult,
-    TenantUpdate, UserQuery, UserUpdate, UserWithSecret,
-};
+use portcullis_core::store::{Database, StoreError, StoreResult, UnitOfWork};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 
 /// Connection settings.
@@ -171,206 +169,14 @@ pub(crate) fn map_err(e: sqlx::Error) -> StoreError {
 }
 
 #[async_trait::async_trait]
-impl portcullis_core::store::Store for SqliteStore {
+impl Database for SqliteStore {
     async fn ping(&self) -> StoreResult<()> {
         sqlx::query("SELECT 1").execute(&self.reader).await.map_err(map_err)?;
         Ok(())
     }
 
-    async fn tenant(&self, id: TenantId) -> StoreResult<Option<Tenant>> {
-        self.tenant_by(Some(id), None).await
-    }
-
-    async fn tenant_by_slug(&self, slug: &str) -> StoreResult<Option<Tenant>> {
-        self.tenant_by(None, Some(slug)).await
-    }
-
-    async fn insert_tenant(&self, t: &NewTenant) -> StoreResult<Tenant> {
-        self.insert_tenant_row(t).await
-    }
-
-    async fn insert_attribute_definition(&self, d: &NewAttributeDefinition) -> StoreResult<AttributeDefinition> {
-        self.insert_attribute_row(d).await
-    }
-
-    async fn attribute_definitions(&self, tenant: TenantId) -> StoreResult<Vec<AttributeDefinition>> {
-        self.attribute_rows(tenant).await
-    }
-
-    async fn insert_role(&self, r: &NewRole) -> StoreResult<Role> {
-        self.insert_role_row(r).await
-    }
-
-    async fn roles(&self, tenant: TenantId) -> StoreResult<Vec<Role>> {
-        self.role_rows(tenant).await
-    }
-
-    async fn insert_user(&self, u: &NewUser) -> StoreResult<User> {
-        self.insert_user_rows(u).await
-    }
-
-    async fn user(&self, tenant: TenantId, id: UserId) -> StoreResult<Option<User>> {
-        Ok(self.user_row(tenant, id).await?.map(|u| u.user))
-    }
-
-    async fn user_with_secret(&self, tenant: TenantId, key: &LoginKey) -> StoreResult<Option<UserWithSecret>> {
-        self.user_by_key(tenant, key).await
-    }
-
-    async fn user_with_secret_by_id(&self, tenant: TenantId, id: UserId) -> StoreResult<Option<UserWithSecret>> {
-        self.user_row(tenant, id).await
-    }
-
-    async fn update_user(
-        &self,
-        tenant: TenantId,
-        id: UserId,
-        u: &UserUpdate,
-        now: Timestamp,
-    ) -> StoreResult<Option<User>> {
-        self.update_user_rows(tenant, id, u, now).await
-    }
-
-    async fn delete_user(&self, tenant: TenantId, id: UserId, now: Timestamp) -> StoreResult<bool> {
-        self.delete_user_rows(tenant, id, now).await
-    }
-
-    async fn set_password_hash(&self, tenant: TenantId, id: UserId, change: &PasswordChange) -> StoreResult<bool> {
-        self.set_password_rows(tenant, id, change).await
-    }
-
-    async fn insert_session(&self, s: &NewSession) -> StoreResult<Option<Session>> {
-        self.insert_session_row(s).await
-    }
-
-    async fn session_by_token_hash(&self, hash: &TokenHash) -> StoreResult<Option<Session>> {
-        self.session_row_by_hash(hash).await
-    }
-
-    async fn sessions_of_user(&self, tenant: TenantId, user: UserId) -> StoreResult<Vec<Session>> {
-        self.session_rows_of_user(tenant, user).await
-    }
-
-    async fn delete_session(&self, tenant: TenantId, user: UserId, id: SessionId, now: Timestamp) -> StoreResult<bool> {
-        self.delete_session_row(tenant, user, id, now).await
-    }
-
-    async fn delete_session_by_token_hash(&self, hash: &TokenHash, now: Timestamp) -> StoreResult<bool> {
-        self.delete_session_row_by_hash(hash, now).await
-    }
-
-    async fn delete_sessions_of_user(
-        &self,
-        tenant: TenantId,
-        user: UserId,
-        which: EndSessions,
-        now: Timestamp,
-    ) -> StoreResult<u64> {
-        self.delete_session_rows_of_user(tenant, user, which, now).await
-    }
-
-    async fn touch_sessions(&self, touches: &[(SessionId, Timestamp)]) -> StoreResult<()> {
-        self.touch_session_rows(touches).await
-    }
-
-    async fn delete_expired_sessions(&self, now: Timestamp, keep_feed: Duration) -> StoreResult<u64> {
-        self.delete_expired_session_rows(now, keep_feed).await
-    }
-
-    async fn revocations(&self) -> StoreResult<RevocationFeed> {
-        self.open_feed().await
-    }
-
-    async fn tenants(&self) -> StoreResult<Vec<Tenant>> {
-        self.tenant_rows().await
-    }
-
-    async fn tenant_by_domain(&self, domain: &str) -> StoreResult<Option<Tenant>> {
-        self.tenant_row_by_domain(domain).await
-    }
-
-    async fn update_tenant(&self, id: TenantId, u: &TenantUpdate, now: Timestamp) -> StoreResult<Option<Tenant>> {
-        self.update_tenant_row(id, u, now).await
-    }
-
-    async fn delete_role(&self, tenant: TenantId, id: RoleId) -> StoreResult<bool> {
-        self.delete_role_row(tenant, id).await
-    }
-
-    async fn delete_attribute_definition(&self, tenant: TenantId, id: AttributeId) -> StoreResult<bool> {
-        self.delete_attribute_row(tenant, id).await
-    }
-
-    async fn update_attribute_definition(
-        &self,
-        tenant: TenantId,
-        id: AttributeId,
-        required: Option<bool>,
-        user_editable: Option<bool>,
-        now: Timestamp,
-    ) -> StoreResult<Option<AttributeDefinition>> {
-        self.update_attribute_row(tenant, id, required, user_editable, now).await
-    }
-
-    async fn list_users(&self, q: &UserQuery) -> StoreResult<Vec<User>> {
-        self.user_rows(q).await
-    }
-
-    async fn users_with_secrets(
-        &self,
-        tenant: TenantId,
-        after: Option<UserId>,
-        limit: u32,
-    ) -> StoreResult<Vec<UserWithSecret>> {
-        self.user_rows_with_secrets(tenant, after, limit).await
-    }
-
-    async fn import_users(&self, users: &[NewUser]) -> StoreResult<Vec<ImportOutcome>> {
-        self.import_user_rows(users).await
-    }
-
-    async fn password_schemes(&self, tenant: TenantId) -> StoreResult<Vec<(String, u64)>> {
-        self.password_scheme_rows(tenant).await
-    }
-
-    async fn insert_api_key(&self, k: &NewApiKey) -> StoreResult<ApiKey> {
-        self.insert_api_key_row(k).await
-    }
-
-    async fn api_key_by_hash(&self, hash: &TokenHash) -> StoreResult<Option<ApiKey>> {
-        self.api_key_row_by_hash(hash).await
-    }
-
-    async fn api_keys(&self, tenant: Option<TenantId>) -> StoreResult<Vec<ApiKey>> {
-        self.api_key_rows(tenant).await
-    }
-
-    async fn revoke_api_key(&self, tenant: Option<TenantId>, id: ApiKeyId, now: Timestamp) -> StoreResult<bool> {
-        self.revoke_api_key_row(tenant, id, now).await
-    }
-
-    async fn touch_api_key(&self, id: ApiKeyId, now: Timestamp) -> StoreResult<()> {
-        self.touch_api_key_row(id, now).await
-    }
-
-    async fn insert_one_time_token(&self, t: &NewOneTimeToken) -> StoreResult<()> {
-        self.insert_one_time_token_row(t).await
-    }
-
-    async fn consume_one_time_token(
-        &self,
-        hash: &TokenHash,
-        purpose: &str,
-        now: Timestamp,
-    ) -> StoreResult<Option<ConsumedToken>> {
-        self.consume_one_time_token_row(hash, purpose, now).await
-    }
-
-    async fn insert_audit_events(&self, events: &[NewAuditEvent]) -> StoreResult<()> {
-        self.insert_audit_rows(events).await
-    }
-
-    async fn audit_events(&self, q: &AuditQuery) -> StoreResult<Vec<AuditEvent>> {
-        self.audit_rows(q).await
+    async fn begin(&self) -> StoreResult<Box<dyn UnitOfWork>> {
+        let tx = self.writer.begin_with("BEGIN IMMEDIATE").await.map_err(map_err)?;
+        Ok(Box::new(unit::SqliteUnit::new(tx)))
     }
 }

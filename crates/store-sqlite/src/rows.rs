@@ -81,6 +81,7 @@ pub(crate) static USER_INSERT: LazyLock<String> = LazyLock::new(|| {
         "phone",
         "phone_norm",
         "password_hash",
+        "password_scheme",
         "status",
         "birth_date",
         "newsletter",
@@ -165,6 +166,11 @@ pub(crate) fn session_from_row(row: &SqliteRow) -> StoreResult<Session> {
         idle_timeout: Duration::from_secs(u64::try_from(idle).unwrap_or(0)),
         last_seen_at: Timestamp::from_unix_micros(row.try_get("last_seen_at").map_err(map_err)?),
         user_agent: row.try_get("user_agent").map_err(map_err)?,
-        ip: row.try_get("ip").map_err(map_err)?,
+        ip: ip(row.try_get("ip").map_err(map_err)?)?,
     })
+}
+
+/// A stored client IP address.
+pub(crate) fn ip(text: Option<String>) -> StoreResult<Option<std::net::IpAddr>> {
+    text.map(|t| t.parse().map_err(|_| StoreError::Corrupt(format!("IP address {t:?}")))).transpose()
 }

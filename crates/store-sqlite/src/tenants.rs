@@ -1,14 +1,13 @@
-//! Tenants, attribute definitions and roles.
+//! Tenants and their domains.
 
 use std::sync::LazyLock;
 
 use portcullis_core::clock::Timestamp;
-use portcullis_core::ids::{AttributeId, RoleId, TenantId};
-use portcullis_core::model::{AttributeDefinition, AttributeKind, Role, Tenant};
-use portcullis_core::parse::normalize_name;
-use portcullis_core::store::{NewAttributeDefinition, NewRole, NewTenant, StoreError, StoreResult};
-use sqlx::Row;
+use portcullis_core::ids::TenantId;
+use portcullis_core::model::Tenant;
+use portcullis_core::store::{NewTenant, StoreError, StoreResult, TenantStore, TenantUpdate};
 use sqlx::sqlite::SqliteRow;
+use sqlx::{QueryBuilder, Row, Sqlite};
 
 use crate::{SqliteStore, map_err};
 
@@ -34,31 +33,8 @@ fn tenant_from_row(row: &SqliteRow) -> StoreResult<Tenant> {
     })
 }
 
-fn attribute_from_row(row: &SqliteRow) -> StoreResult<AttributeDefinition> {
-    let kind: String = row.try_get("kind").map_err(map_err)?;
-    Ok(AttributeDefinition {
-        id: AttributeId(row.try_get("id").map_err(map_err)?),
-        tenant_id: TenantId(row.try_get("tenant_id").map_err(map_err)?),
-        name: row.try_get("name").map_err(map_err)?,
-        kind: AttributeKind::parse(&kind).ok_or_else(|| StoreError::Corrupt(format!("attribute kind {kind:?}")))?,
-        required: row.try_get::<i64, _>("required").map_err(map_err)? != 0,
-        user_editable: row.try_get::<i64, _>("user_editable").map_err(map_err)? != 0,
-        created_at: Timestamp::from_unix_micros(row.try_get("created_at").map_err(map_err)?),
-    })
-}
-
-fn role_from_row(row: &SqliteRow) -> StoreResult<Role> {
-    Ok(Role {
-        id: RoleId(row.try_get("id").map_err(map_err)?),
-        tenant_id: TenantId(row.try_get("tenant_id").map_err(map_err)?),
-        name: row.try_get("name").map_err(map_err)?,
-        description: row.try_get("description").map_err(map_err)?,
-        created_at: Timestamp::from_unix_micros(row.try_get("created_at").map_err(map_err)?),
-    })
-}
-
 impl SqliteStore {
-    pub(crate) async fn tenant_by(&self, id: Option<TenantId>, slug: Option<&str>) -> StoreResult<Option<Tenant>> {
+    async fn tenant_by(&self, id: Option<TenantId>, slug: Option<&str>) -> StoreResult<Option<Tenant>> {
         let row = match (id, slug) {
             (Some(id), _) => sqlx::query(TENANT_BY_ID.as_str()).bind(id.0).fetch_optional(&self.reader).await,
             (None, Some(slug)) => sqlx::query(TENANT_BY_SLUG.as_str()).bind(slug).fetch_optional(&self.reader).await,
@@ -67,8 +43,43 @@ impl SqliteStore {
         .map_err(map_err)?;
         row.as_ref().map(tenant_from_row).transpose()
     }
+}
 
-    pub(crate) async fn insert_tenant_row(&self, t: &NewTenant) -> StoreResult<Tenant> {
+#[async_trait::async_trait]
+impl TenantStore for SqliteStore {
+    async fn tenant(&self, id: TenantId) -> StoreResult<Option<Tenant>> {
+        self.tenant_by(Some(id), None).await
+    }
+
+    async fn tenant_by_slug(&self, slug: &str) -> StoreResult<Option<Tenant>> {
+        self.tenant_by(None, Some(slug)).await
+    }
+
+    async fn tenant_by_domain(&self, domain: &str) -> StoreResult<Option<Tenant>> {
+        let id: Option<i64> = sqlx::query_scalar("SELECT tenant_id FROM tenant_domains WHERE domain = ?1")
+            .bind(domain)
+            .fetch_optional(&self.reader)
+            .await
+            .map_err(map_err)?;
+        match id {
+            Some(id) => self.tenant_by(Some(TenantId(id)), None).await,
+            None => Ok(None),
+        }
+    }
+
+    async fn tenants(&self) -> StoreResult<Vec<Tenant>> {
+        let ids: Vec<i64> =
+            sqlx::query_scalar("SELECT id FROM tenants ORDER BY id").fetch_all(&self.reader).await.map_err(map_err)?;
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Some(t) = self.tenant_by(Some(TenantId(id)), None).await? {
+                out.push(t);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn insert_tenant(&self, t: &NewTenant) -> StoreResult<Tenant> {
         let policy = serde_json::to_string(&t.policy).map_err(|e| StoreError::Other(Box::new(e)))?;
         let now = t.now.unix_micros();
         let mut tx = self.writer.begin().await.map_err(map_err)?;
@@ -99,54 +110,44 @@ impl SqliteStore {
         Ok(tenant)
     }
 
-    pub(crate) async fn insert_attribute_row(&self, d: &NewAttributeDefinition) -> StoreResult<AttributeDefinition> {
-        let row = sqlx::query(
-            "INSERT INTO attribute_definitions (tenant_id, name, kind, required, user_editable, created_at, updated_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6) RETURNING *",
-        )
-        .bind(d.tenant_id.0)
-        .bind(&d.name)
-        .bind(d.kind.as_str())
-        .bind(d.required)
-        .bind(d.user_editable)
-        .bind(d.now.unix_micros())
-        .fetch_one(&self.writer)
-        .await
-        .map_err(map_err)?;
-        attribute_from_row(&row)
-    }
-
-    pub(crate) async fn attribute_rows(&self, tenant: TenantId) -> StoreResult<Vec<AttributeDefinition>> {
-        let rows = sqlx::query("SELECT * FROM attribute_definitions WHERE tenant_id = ?1 ORDER BY name")
-            .bind(tenant.0)
-            .fetch_all(&self.reader)
-            .await
-            .map_err(map_err)?;
-        rows.iter().map(attribute_from_row).collect()
-    }
-
-    pub(crate) async fn insert_role_row(&self, r: &NewRole) -> StoreResult<Role> {
-        let row = sqlx::query(
-            "INSERT INTO roles (tenant_id, name, name_norm, description, created_at, updated_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?5) RETURNING *",
-        )
-        .bind(r.tenant_id.0)
-        .bind(&r.name)
-        .bind(normalize_name(&r.name))
-        .bind(&r.description)
-        .bind(r.now.unix_micros())
-        .fetch_one(&self.writer)
-        .await
-        .map_err(map_err)?;
-        role_from_row(&row)
-    }
-
-    pub(crate) async fn role_rows(&self, tenant: TenantId) -> StoreResult<Vec<Role>> {
-        let rows = sqlx::query("SELECT * FROM roles WHERE tenant_id = ?1 ORDER BY name_norm")
-            .bind(tenant.0)
-            .fetch_all(&self.reader)
-            .await
-            .map_err(map_err)?;
-        rows.iter().map(role_from_row).collect()
+    async fn update_tenant(&self, id: TenantId, u: &TenantUpdate, now: Timestamp) -> StoreResult<Option<Tenant>> {
+        let now = now.unix_micros();
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await.map_err(map_err)?;
+        let mut b: QueryBuilder<Sqlite> = QueryBuilder::new("UPDATE tenants SET updated_at = ");
+        b.push_bind(now);
+        if let Some(name) = &u.name {
+            b.push(", name = ").push_bind(name.clone());
+        }
+        if let Some(p) = &u.policy {
+            let policy = serde_json::to_string(p).map_err(|e| StoreError::Other(Box::new(e)))?;
+            b.push(", policy = ").push_bind(policy);
+        }
+        if let Some(d) = u.disabled {
+            b.push(", disabled = ").push_bind(d);
+        }
+        b.push(" WHERE id = ").push_bind(id.0);
+        if b.build().execute(&mut *tx).await.map_err(map_err)?.rows_affected() == 0 {
+            return Ok(None);
+        }
+        if let Some(domains) = &u.domains {
+            sqlx::query("DELETE FROM tenant_domains WHERE tenant_id = ?1")
+                .bind(id.0)
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)?;
+            for d in domains {
+                sqlx::query(
+                    "INSERT INTO tenant_domains (domain, tenant_id, created_at, updated_at) VALUES (?1, ?2, ?3, ?3)",
+                )
+                .bind(d)
+                .bind(id.0)
+                .bind(now)
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)?;
+            }
+        }
+        tx.commit().await.map_err(map_err)?;
+        self.tenant_by(Some(id), None).await
     }
 }

@@ -49,5 +49,5 @@ async fn opening_creates_the_file_and_reopening_migrates_nothing_twice() {
     SqliteStore::open(&url, options()).await.unwrap().close().await;
     assert!(path.exists());
     SqliteStore::open(&url, options()).await.unwrap();
-    assert_eq!(SqliteStore::migration_names(), vec!["0001_initial".to_owned()]);
+    assert_eq!(SqliteStore::migration_names(), vec!["0001_initial".to_owned(), "0002_password_scheme".to_owned()]);
 }

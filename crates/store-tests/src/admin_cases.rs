@@ -4,9 +4,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use portcullis_core::audit::{Actor, AuditAction};
 use portcullis_core::error::UniqueField;
 use portcullis_core::ids::{AuditEventId, TenantId, UserId};
-use portcullis_core::model::{AttributeKind, Scope, TenantPolicy, UserStatus};
+use portcullis_core::model::{AttributeKind, Scope, TenantPolicy, TokenPurpose, UserStatus};
 use portcullis_core::parse::{Phone, Username};
 use portcullis_core::secret::Token;
 use portcullis_core::store::{
@@ -16,7 +17,7 @@ use portcullis_core::store::{
 use serde_json::json;
 
 use crate::TestDb;
-use crate::cases::{new_user, now};
+use crate::cases::{hashed, new_user, now};
 
 async fn tenant_with_domains(store: &Arc<dyn Store>, slug: &str, domains: &[&str]) -> TenantId {
     store
@@ -153,7 +154,7 @@ pub async fn imports_skip_taken_identifiers_and_keep_the_rest(db: &TestDb) {
         .await
         .unwrap();
     let mut first = new_user(TenantId::DEFAULT, Some("imported"), Some("imported@example.com"));
-    first.password_hash = Some("$2b$10$abcdefghijklmnopqrstuuS9uTdbaT6Y0q7mM0s1pXyA8JYc0yDpa".into());
+    first.password = Some(hashed("$2b$10$abcdefghijklmnopqrstuuS9uTdbaT6Y0q7mM0s1pXyA8JYc0yDpa"));
     first.roles = vec![role.id];
     first.attributes = vec![(attr.id, json!("gold"))];
     first.email_verified_at = Some(now());
@@ -162,7 +163,7 @@ pub async fn imports_skip_taken_identifiers_and_keep_the_rest(db: &TestDb) {
     let mut phone_first = new_user(TenantId::DEFAULT, Some("caller"), None);
     phone_first.phone = Some(Phone::parse("+15550100").unwrap());
     let mut sha1 = new_user(TenantId::DEFAULT, Some("legacy"), None);
-    sha1.password_hash = Some("$sha1$5baa61e4c9b93f3f0682250b6cf8331b7ee68fd8".into());
+    sha1.password = Some(hashed("$sha1$5baa61e4c9b93f3f0682250b6cf8331b7ee68fd8"));
     let batch = vec![
         first,
         new_user(TenantId::DEFAULT, Some("Existing"), None),
@@ -246,7 +247,7 @@ pub async fn api_keys_round_trip_and_revoke_within_their_tenant(db: &TestDb) {
 pub async fn one_time_tokens_work_once_even_when_raced(db: &TestDb) {
     let s = &db.store;
     let user = s.insert_user(&new_user(TenantId::DEFAULT, Some("linky"), None)).await.unwrap();
-    let issue = |purpose: &str, ttl: i64| {
+    let issue = |purpose: TokenPurpose, ttl: i64| {
         let t = Token::generate("pcl_").unwrap();
         let at = now();
         let expires_at = if ttl >= 0 {
@@ -257,7 +258,7 @@ pub async fn one_time_tokens_work_once_even_when_raced(db: &TestDb) {
         let n = NewOneTimeToken {
             tenant_id: TenantId::DEFAULT,
             user_id: user.id,
-            purpose: purpose.into(),
+            purpose,
             token_hash: t.hash(),
             data: json!({"next": "/welcome"}),
             expires_at,
@@ -265,10 +266,10 @@ pub async fn one_time_tokens_work_once_even_when_raced(db: &TestDb) {
         };
         (t, n)
     };
-    let (t, n) = issue("login", 300);
+    let (t, n) = issue(TokenPurpose::Login, 300);
     s.insert_one_time_token(&n).await.unwrap();
     assert!(
-        s.consume_one_time_token(&t.hash(), "password_reset", now()).await.unwrap().is_none(),
+        s.consume_one_time_token(&t.hash(), TokenPurpose::PasswordReset, now()).await.unwrap().is_none(),
         "bound to its purpose"
     );
 
@@ -277,7 +278,9 @@ pub async fn one_time_tokens_work_once_even_when_raced(db: &TestDb) {
     for i in 0..8 {
         let store = if i % 2 == 0 { s.clone() } else { second.clone() };
         let h = t.hash();
-        tasks.push(tokio::spawn(async move { store.consume_one_time_token(&h, "login", now()).await.unwrap() }));
+        tasks.push(tokio::spawn(
+            async move { store.consume_one_time_token(&h, TokenPurpose::Login, now()).await.unwrap() },
+        ));
     }
     let mut won = Vec::new();
     for task in tasks {
@@ -291,37 +294,37 @@ pub async fn one_time_tokens_work_once_even_when_raced(db: &TestDb) {
         (TenantId::DEFAULT, user.id, json!({"next": "/welcome"}))
     );
 
-    let (old, n) = issue("login", -1);
+    let (old, n) = issue(TokenPurpose::Login, -1);
     s.insert_one_time_token(&n).await.unwrap();
-    assert!(s.consume_one_time_token(&old.hash(), "login", now()).await.unwrap().is_none(), "expired");
+    assert!(s.consume_one_time_token(&old.hash(), TokenPurpose::Login, now()).await.unwrap().is_none(), "expired");
 
     // Tokens go with their user.
-    let (gone, n) = issue("login", 300);
+    let (gone, n) = issue(TokenPurpose::Login, 300);
     s.insert_one_time_token(&n).await.unwrap();
     s.delete_user(TenantId::DEFAULT, user.id, now()).await.unwrap();
-    assert!(s.consume_one_time_token(&gone.hash(), "login", now()).await.unwrap().is_none());
+    assert!(s.consume_one_time_token(&gone.hash(), TokenPurpose::Login, now()).await.unwrap().is_none());
 }
 
 pub async fn audit_events_are_filtered_and_paged_newest_first(db: &TestDb) {
     let s = &db.store;
     let other = tenant_with_domains(s, "other", &[]).await;
     let at = now();
-    let ev = |tenant: TenantId, user: i64, action: &str, secs: u64| NewAuditEvent {
+    let ev = |tenant: TenantId, user: i64, action: AuditAction, secs: u64| NewAuditEvent {
         tenant_id: Some(tenant),
         user_id: Some(UserId(user)),
-        actor: format!("user:{user}"),
-        action: action.into(),
-        ip: Some("192.0.2.1".into()),
+        actor: Actor::User(UserId(user)),
+        action,
+        ip: Some("192.0.2.1".parse().unwrap()),
         user_agent: Some("agent".into()),
         details: json!({"n": secs}),
         at: at.plus(Duration::from_secs(secs)),
     };
     let events = vec![
-        ev(TenantId::DEFAULT, 1, "login.succeeded", 0),
-        ev(TenantId::DEFAULT, 1, "login.failed", 1),
-        ev(TenantId::DEFAULT, 2, "logout", 2),
-        ev(TenantId::DEFAULT, 1, "loginx", 3),
-        ev(other, 1, "login.succeeded", 4),
+        ev(TenantId::DEFAULT, 1, AuditAction::LoginSucceeded, 0),
+        ev(TenantId::DEFAULT, 1, AuditAction::LoginFailed, 1),
+        ev(TenantId::DEFAULT, 2, AuditAction::Logout, 2),
+        ev(TenantId::DEFAULT, 1, AuditAction::UserLoginTokenIssued, 3),
+        ev(other, 1, AuditAction::LoginSucceeded, 4),
     ];
     s.insert_audit_events(&events).await.unwrap();
     s.insert_audit_events(&[]).await.unwrap();
@@ -332,13 +335,17 @@ pub async fn audit_events_are_filtered_and_paged_newest_first(db: &TestDb) {
     };
     let actions = |v: Vec<portcullis_core::model::AuditEvent>| v.into_iter().map(|e| e.action).collect::<Vec<_>>();
     let all = s.audit_events(&q(&|_| {})).await.unwrap();
-    assert_eq!(actions(all.clone()), ["loginx", "logout", "login.failed", "login.succeeded"]);
+    assert_eq!(actions(all.clone()), ["user.login_token_issued", "logout", "login.failed", "login.succeeded"]);
     assert_eq!(all[3].details, json!({"n": 0}));
-    assert_eq!((all[3].ip.as_deref(), all[3].actor.as_str()), (Some("192.0.2.1"), "user:1"));
+    assert_eq!((all[3].ip, all[3].actor.as_str()), (Some("192.0.2.1".parse().unwrap()), "user:1"));
     assert_eq!(
         actions(s.audit_events(&q(&|q| q.action = Some("login".into()))).await.unwrap()),
         ["login.failed", "login.succeeded"],
         "an action prefix matches whole dotted parts only"
+    );
+    assert!(
+        s.audit_events(&q(&|q| q.action = Some("user.login".into()))).await.unwrap().is_empty(),
+        "user.login is not a part of user.login_token_issued"
     );
     assert_eq!(actions(s.audit_events(&q(&|q| q.user_id = Some(UserId(2)))).await.unwrap()), ["logout"]);
     assert_eq!(
@@ -426,7 +433,7 @@ pub async fn an_update_with_a_new_password_is_one_transaction(db: &TestDb) {
     // Refused as a whole: the password is not changed and the session lives on.
     let clash = UserUpdate {
         username: Some(Some(Username::parse("taken").unwrap())),
-        password_hash: Some(NEW.into()),
+        password: Some(hashed(NEW)),
         ..Default::default()
     };
     assert!(matches!(
@@ -437,7 +444,7 @@ pub async fn an_update_with_a_new_password_is_one_transaction(db: &TestDb) {
     assert_ne!(still.password_hash.as_deref(), Some(NEW));
     assert!(s.session_by_token_hash(&token.hash()).await.unwrap().is_some());
 
-    let ok = UserUpdate { password_hash: Some(NEW.into()), ..Default::default() };
+    let ok = UserUpdate { password: Some(hashed(NEW)), ..Default::default() };
     let after = s.update_user(TenantId::DEFAULT, user.id, &ok, now()).await.unwrap().unwrap();
     assert_eq!(after.password_version, still.user.password_version + 1);
     assert!(after.password_changed_at.is_some());

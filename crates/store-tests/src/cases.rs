@@ -8,8 +8,10 @@ use futures::StreamExt as _;
 use portcullis_core::clock::{Clock as _, SystemClock, Timestamp};
 use portcullis_core::error::UniqueField;
 use portcullis_core::ids::{RoleId, SessionId, TenantId, UserId};
+use portcullis_core::legacy_hash::HashScheme;
 use portcullis_core::model::{AttributeKind, TenantPolicy, UserStatus};
 use portcullis_core::parse::{Email, LoginKey, Phone, Username};
+use portcullis_core::password::HashedPassword;
 use portcullis_core::profile::{Profile, ProfileChange, TextField};
 use portcullis_core::secret::{Token, TokenHash};
 use portcullis_core::store::{
@@ -30,6 +32,13 @@ pub(crate) fn now() -> Timestamp {
 /// The password hash every test user gets (only stored, never checked, here).
 const HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2g";
 
+/// A stored hash as the core would hand it over, classified by its form (argon2id for the
+/// placeholders of these tests, which only store hashes and never check them).
+pub(crate) fn hashed(hash: &str) -> HashedPassword {
+    HashedPassword::classify(hash.to_owned())
+        .unwrap_or_else(|| HashedPassword::new(hash.to_owned(), HashScheme::Argon2id))
+}
+
 pub(crate) fn new_user(tenant: TenantId, username: Option<&str>, email: Option<&str>) -> NewUser {
     NewUser {
         tenant_id: tenant,
@@ -37,7 +46,7 @@ pub(crate) fn new_user(tenant: TenantId, username: Option<&str>, email: Option<&
         email: email.map(|e| Email::parse(e).unwrap()),
         email_verified_at: None,
         phone: None,
-        password_hash: Some(HASH.into()),
+        password: Some(hashed(HASH)),
         status: UserStatus::Active,
         profile: Profile::default(),
         attributes: Vec::new(),
@@ -70,7 +79,7 @@ fn new_session(user: &portcullis_core::model::User, token: &Token, at: Timestamp
         expires_at: at.plus(Duration::from_secs(3600)),
         idle_timeout: Duration::from_secs(600),
         user_agent: Some("test-agent/1.0".into()),
-        ip: Some("192.0.2.7".into()),
+        ip: Some("192.0.2.7".parse().unwrap()),
     }
 }
 
@@ -208,7 +217,7 @@ pub async fn users_round_trip_every_field(db: &TestDb) {
     let read = s.user(TenantId::DEFAULT, created.id).await.unwrap().unwrap();
     assert_eq!(read, created);
     let with_secret = s.user_with_secret_by_id(TenantId::DEFAULT, created.id).await.unwrap().unwrap();
-    assert_eq!(with_secret.password_hash, u.password_hash);
+    assert_eq!(with_secret.password_hash.as_deref(), u.password.as_ref().map(HashedPassword::as_str));
     assert!(!format!("{with_secret:?}").contains("argon2id"), "Debug must not print the hash");
     // Not visible from another tenant.
     let other = tenant(s, "other").await;
@@ -435,7 +444,7 @@ pub async fn password_changes_compare_and_end_sessions(db: &TestDb) {
     let old = s.user_with_secret_by_id(TenantId::DEFAULT, u.id).await.unwrap().unwrap().password_hash;
 
     let stale = PasswordChange {
-        hash: "$argon2id$new".into(),
+        hash: hashed("$argon2id$new"),
         expected_current: Some("$argon2id$something-else".into()),
         end_sessions: EndSessions::All,
         is_new_password: false,
@@ -449,7 +458,7 @@ pub async fn password_changes_compare_and_end_sessions(db: &TestDb) {
 
     let later = now().plus(Duration::from_secs(9));
     let change = PasswordChange {
-        hash: "$argon2id$v=19$new".into(),
+        hash: hashed("$argon2id$v=19$new"),
         expected_current: old,
         end_sessions: EndSessions::AllExcept(kept.id),
         is_new_password: true,
@@ -465,7 +474,7 @@ pub async fn password_changes_compare_and_end_sessions(db: &TestDb) {
     expect_revocations(&mut feed, &[drop1.hash(), drop2.hash()]).await;
 
     let rehash = PasswordChange {
-        hash: "$argon2id$v=19$rehashed".into(),
+        hash: hashed("$argon2id$v=19$rehashed"),
         expected_current: None,
         end_sessions: EndSessions::None,
         is_new_password: false,
@@ -525,7 +534,7 @@ pub async fn sessions_round_trip_and_belong_to_their_user(db: &TestDb) {
     assert_eq!(sa.expires_at, t0.plus(Duration::from_secs(3600)));
     assert_eq!(sa.idle_timeout, Duration::from_secs(600));
     assert_eq!(sa.user_agent.as_deref(), Some("test-agent/1.0"));
-    assert_eq!(sa.ip.as_deref(), Some("192.0.2.7"));
+    assert_eq!(sa.ip, Some("192.0.2.7".parse().unwrap()));
     assert_eq!(s.session_by_token_hash(&a.hash()).await.unwrap(), Some(sa.clone()));
     assert!(s.session_by_token_hash(&TokenHash([0; 32])).await.unwrap().is_none());
     let user = s.user(TenantId::DEFAULT, u.id).await.unwrap().unwrap();
@@ -609,7 +618,7 @@ pub async fn sessions_open_only_against_the_checked_password_of_a_live_account(d
     let u = s.insert_user(&new_user(TenantId::DEFAULT, Some("rita"), None)).await.unwrap();
     // The password changed after the log-in checked it: no session.
     let change = PasswordChange {
-        hash: "$argon2id$changed".into(),
+        hash: hashed("$argon2id$changed"),
         expected_current: None,
         end_sessions: EndSessions::All,
         is_new_password: true,
@@ -622,7 +631,7 @@ pub async fn sessions_open_only_against_the_checked_password_of_a_live_account(d
     assert!(s.insert_session(&current).await.unwrap().is_some());
     // A re-encoding of the same password does not move the version.
     let rehash = PasswordChange {
-        hash: "$argon2id$rehashed".into(),
+        hash: hashed("$argon2id$rehashed"),
         expected_current: None,
         end_sessions: EndSessions::None,
         is_new_password: false,
@@ -714,4 +723,71 @@ async fn expect_revocations(feed: &mut portcullis_core::store::RevocationFeed, w
             other => panic!("unexpected revocation {other:?}"),
         }
     }
+}
+
+pub async fn a_unit_of_work_commits_all_its_writes_or_none(db: &TestDb) {
+    use portcullis_core::model::TokenPurpose;
+    use portcullis_core::store::NewOneTimeToken;
+    let s = &db.store;
+    let token_for = |user: &portcullis_core::model::User| {
+        let t = Token::generate("pct_").unwrap();
+        let n = NewOneTimeToken {
+            tenant_id: user.tenant_id,
+            user_id: user.id,
+            purpose: TokenPurpose::PasswordReset,
+            token_hash: t.hash(),
+            data: json!({}),
+            expires_at: now().plus(Duration::from_secs(600)),
+            now: now(),
+        };
+        (t, n)
+    };
+
+    // Dropped without a commit: neither the user nor the token exists.
+    let mut unit = s.begin().await.unwrap();
+    let user = unit.insert_user(&new_user(TenantId::DEFAULT, Some("rolled"), None)).await.unwrap();
+    let (token, n) = token_for(&user);
+    unit.insert_one_time_token(&n).await.unwrap();
+    drop(unit);
+    assert!(s.user(TenantId::DEFAULT, user.id).await.unwrap().is_none(), "the user was rolled back");
+    assert!(s.consume_one_time_token(&token.hash(), TokenPurpose::PasswordReset, now()).await.unwrap().is_none());
+
+    // Committed: every write of the unit landed, across parts.
+    let mut unit = s.begin().await.unwrap();
+    let user = unit.insert_user(&new_user(TenantId::DEFAULT, Some("kept"), None)).await.unwrap();
+    let (token, n) = token_for(&user);
+    unit.insert_one_time_token(&n).await.unwrap();
+    let change = UserUpdate { status: Some(UserStatus::Pending), ..Default::default() };
+    let changed = unit.update_user(TenantId::DEFAULT, user.id, &change, now()).await.unwrap().unwrap();
+    assert_eq!(changed.status, UserStatus::Pending, "a unit reads its own writes");
+    unit.commit().await.unwrap();
+    assert_eq!(s.user(TenantId::DEFAULT, user.id).await.unwrap().unwrap().status, UserStatus::Pending);
+
+    // A token consumed in a unit that rolls back is still there; consumed in one that commits,
+    // it is gone, together with the password it paid for.
+    let mut unit = s.begin().await.unwrap();
+    assert!(unit.consume_one_time_token(&token.hash(), TokenPurpose::PasswordReset, now()).await.unwrap().is_some());
+    drop(unit);
+    let mut unit = s.begin().await.unwrap();
+    assert!(unit.consume_one_time_token(&token.hash(), TokenPurpose::PasswordReset, now()).await.unwrap().is_some());
+    let change = PasswordChange {
+        hash: hashed("$argon2id$v=19$m=19456,t=2,p=1$bmV3c2FsdA$bmV3aGFzaA"),
+        expected_current: None,
+        end_sessions: EndSessions::All,
+        is_new_password: true,
+        now: now(),
+    };
+    assert!(unit.set_password_hash(TenantId::DEFAULT, user.id, &change).await.unwrap());
+    unit.commit().await.unwrap();
+    assert!(s.consume_one_time_token(&token.hash(), TokenPurpose::PasswordReset, now()).await.unwrap().is_none());
+    let after = s.user_with_secret_by_id(TenantId::DEFAULT, user.id).await.unwrap().unwrap();
+    assert_eq!(after.user.password_version, user.password_version + 1);
+
+    // A conflict inside a unit fails that write; the unit, dropped, leaves nothing.
+    let mut unit = s.begin().await.unwrap();
+    let other = unit.insert_user(&new_user(TenantId::DEFAULT, Some("fresh"), None)).await.unwrap();
+    let clash = unit.insert_user(&new_user(TenantId::DEFAULT, Some("KEPT"), None)).await;
+    assert!(matches!(clash, Err(StoreError::Conflict(UniqueField::Username))));
+    drop(unit);
+    assert!(s.user(TenantId::DEFAULT, other.id).await.unwrap().is_none());
 }

@@ -80,7 +80,8 @@ macro_rules! conformance_suite {
             one_time_tokens_work_once_even_when_raced,
             audit_events_are_filtered_and_paged_newest_first,
             roles_and_attributes_are_deleted_with_their_grants,
-            an_update_with_a_new_password_is_one_transaction
+            an_update_with_a_new_password_is_one_transaction,
+            a_unit_of_work_commits_all_its_writes_or_none
         );
     };
     (@cases $db:expr; $($case:ident),* $(,)?) => {

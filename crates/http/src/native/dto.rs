@@ -261,7 +261,7 @@ impl SessionBody {
             idle_expires_at: s.idle_expires_at().min(s.expires_at),
             last_seen_at: s.last_seen_at,
             user_agent: s.user_agent.clone(),
-            ip: s.ip.clone(),
+            ip: s.ip.map(|ip| ip.to_string()),
             current,
         }
     }

@@ -106,7 +106,7 @@ pub async fn run(config: &Config, args: ExportArgs) -> Result<(), Failure> {
         let tenant = any_tenant(core, &args.tenant).await?;
         let columns = match format {
             Format::Csv => {
-                let defs = core.store().attribute_definitions(tenant.id).await.map_err(CoreError::from)?;
+                let defs = core.stores().attributes.attribute_definitions(tenant.id).await.map_err(CoreError::from)?;
                 export_columns(&defs.into_iter().map(|d| d.name).collect::<Vec<_>>())
             }
             Format::Jsonl => Vec::new(),

@@ -169,7 +169,8 @@ async fn find(core: &Core, w: &Which) -> Result<(TenantId, User), Failure> {
     let user = match (w.id, &w.login) {
         (Some(id), _) => core.admin_user(tenant, UserId(id)).await.or_no_such(format_args!("user with id {id}"))?,
         (None, Some(login)) => core
-            .store()
+            .stores()
+            .users
             .user_with_secret(tenant, &LoginKey::from_login(login))
             .await
             .map_err(CoreError::from)?

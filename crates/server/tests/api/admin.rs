@@ -73,7 +73,8 @@ async fn each_scope_reaches_exactly_its_endpoints(b: Backend) {
     app.user("alice", PW).await;
     let alice = app
         .core
-        .store()
+        .stores()
+        .users
         .user_with_secret(portcullis_core::TenantId::DEFAULT, &portcullis_core::parse::LoginKey::username("alice"))
         .await
         .unwrap()
@@ -98,21 +99,28 @@ async fn each_scope_reaches_exactly_its_endpoints(b: Backend) {
             }
         }
         // Make the next round's creations possible again.
-        for r in app.core.store().roles(portcullis_core::TenantId::DEFAULT).await.unwrap() {
-            app.core.store().delete_role(portcullis_core::TenantId::DEFAULT, r.id).await.unwrap();
+        for r in app.core.stores().roles.roles(portcullis_core::TenantId::DEFAULT).await.unwrap() {
+            app.core.stores().roles.delete_role(portcullis_core::TenantId::DEFAULT, r.id).await.unwrap();
         }
-        for a in app.core.store().attribute_definitions(portcullis_core::TenantId::DEFAULT).await.unwrap() {
-            app.core.store().delete_attribute_definition(portcullis_core::TenantId::DEFAULT, a.id).await.unwrap();
+        for a in app.core.stores().attributes.attribute_definitions(portcullis_core::TenantId::DEFAULT).await.unwrap() {
+            app.core
+                .stores()
+                .attributes
+                .delete_attribute_definition(portcullis_core::TenantId::DEFAULT, a.id)
+                .await
+                .unwrap();
         }
         if let Some(made) = app
             .core
-            .store()
+            .stores()
+            .users
             .user_with_secret(portcullis_core::TenantId::DEFAULT, &portcullis_core::parse::LoginKey::username("made"))
             .await
             .unwrap()
         {
             app.core
-                .store()
+                .stores()
+                .users
                 .delete_user(portcullis_core::TenantId::DEFAULT, made.user.id, app.core.now())
                 .await
                 .unwrap();

@@ -30,7 +30,7 @@ async fn concurrent_log_ins_that_both_upgrade_an_old_hash_both_succeed(b: Backen
     let app = TestApp::spawn(b).await;
     app.user("upgr", PW).await;
     let key = LoginKey::username("upgr");
-    let id = app.core.store().user_with_secret(TenantId::DEFAULT, &key).await.unwrap().unwrap().user.id;
+    let id = app.core.stores().users.user_with_secret(TenantId::DEFAULT, &key).await.unwrap().unwrap().user.id;
     let old = PasswordHasher::new(&HashingConfig {
         memory_kib: 2048,
         iterations: 2,
@@ -49,7 +49,7 @@ async fn concurrent_log_ins_that_both_upgrade_an_old_hash_both_succeed(b: Backen
             is_new_password: false,
             now: app.core.now(),
         };
-        assert!(app.core.store().set_password_hash(TenantId::DEFAULT, id, &change).await.unwrap());
+        assert!(app.core.stores().users.set_password_hash(TenantId::DEFAULT, id, &change).await.unwrap());
         let logins: Vec<_> = (0..2)
             .map(|_| {
                 let (client, url) = (app.client.clone(), app.url("/v1/login"));
@@ -136,8 +136,14 @@ async fn unknown_account_and_wrong_password_get_identical_answers_at_identical_c
         assert_eq!((s, h, t), (s0, h0, t0), "{login} must get the same answer as a wrong password");
     }
     // The dummy hash has the parameters of real hashes.
-    let real =
-        app.core.store().user_with_secret(TenantId::DEFAULT, &LoginKey::username("known")).await.unwrap().unwrap();
+    let real = app
+        .core
+        .stores()
+        .users
+        .user_with_secret(TenantId::DEFAULT, &LoginKey::username("known"))
+        .await
+        .unwrap()
+        .unwrap();
     let params = |h: &str| h.split('$').nth(3).unwrap().to_owned();
     assert_eq!(params(app.core.hasher().dummy_hash()), params(real.password_hash.as_deref().unwrap()));
 }
@@ -163,10 +169,17 @@ async fn login_requires_exactly_one_identifier_and_a_password(b: Backend) {
 async fn right_password_on_a_disabled_account_says_so_wrong_password_does_not(b: Backend) {
     let app = TestApp::spawn(b).await;
     let token = app.user("dis", PW).await;
-    let u =
-        app.core.store().user_with_secret(TenantId::DEFAULT, &LoginKey::username("dis")).await.unwrap().unwrap().user;
+    let u = app
+        .core
+        .stores()
+        .users
+        .user_with_secret(TenantId::DEFAULT, &LoginKey::username("dis"))
+        .await
+        .unwrap()
+        .unwrap()
+        .user;
     let off = UserUpdate { status: Some(UserStatus::Disabled), ..Default::default() };
-    app.core.store().update_user(TenantId::DEFAULT, u.id, &off, app.core.now()).await.unwrap();
+    app.core.stores().users.update_user(TenantId::DEFAULT, u.id, &off, app.core.now()).await.unwrap();
     // Written behind the core's back: the revocation feed must still reach the cache.
     crate::sessions::eventually_status(&app, &token, StatusCode::UNAUTHORIZED).await;
     let (status, body) = app.login("dis", "a wrong password").await;
@@ -208,7 +221,7 @@ async fn outdated_hashes_are_upgraded_at_login(b: Backend) {
     let app = TestApp::spawn(b).await;
     app.user("old", PW).await;
     let key = LoginKey::username("old");
-    let u = app.core.store().user_with_secret(TenantId::DEFAULT, &key).await.unwrap().unwrap();
+    let u = app.core.stores().users.user_with_secret(TenantId::DEFAULT, &key).await.unwrap().unwrap();
     let old_hasher = PasswordHasher::new(&HashingConfig {
         memory_kib: 2048,
         iterations: 2,
@@ -226,11 +239,19 @@ async fn outdated_hashes_are_upgraded_at_login(b: Backend) {
         is_new_password: false,
         now: app.core.now(),
     };
-    assert!(app.core.store().set_password_hash(TenantId::DEFAULT, u.user.id, &change).await.unwrap());
+    assert!(app.core.stores().users.set_password_hash(TenantId::DEFAULT, u.user.id, &change).await.unwrap());
     app.token("old", PW).await;
-    let after =
-        app.core.store().user_with_secret(TenantId::DEFAULT, &key).await.unwrap().unwrap().password_hash.unwrap();
-    assert_ne!(after, old_hash);
+    let after = app
+        .core
+        .stores()
+        .users
+        .user_with_secret(TenantId::DEFAULT, &key)
+        .await
+        .unwrap()
+        .unwrap()
+        .password_hash
+        .unwrap();
+    assert_ne!(after, old_hash.as_str());
     assert!(after.starts_with("$argon2id$v=19$m=1024,t=1,p=1$"), "{after}");
     app.token("old", PW).await;
 }

@@ -30,7 +30,8 @@ async fn users_edit_their_own_fields(b: Backend) {
     // Pretend the address was verified, to see a change reset it.
     let id = app
         .core
-        .store()
+        .stores()
+        .users
         .user_with_secret(TenantId::DEFAULT, &LoginKey::username("pat"))
         .await
         .unwrap()
@@ -38,7 +39,7 @@ async fn users_edit_their_own_fields(b: Backend) {
         .user
         .id;
     let verified = UserUpdate { email_verified_at: Some(Some(app.core.now())), ..Default::default() };
-    app.core.store().update_user(TenantId::DEFAULT, id, &verified, app.core.now()).await.unwrap();
+    app.core.stores().users.update_user(TenantId::DEFAULT, id, &verified, app.core.now()).await.unwrap();
 
     let res = patch(
         &app,
@@ -185,7 +186,7 @@ async fn a_policy_change_does_not_lock_older_accounts_out_of_edits(b: Backend) {
         .await
         .unwrap();
     let clear = UserUpdate { username: Some(None), ..Default::default() };
-    app.core.store().update_user(TenantId::DEFAULT, created.id, &clear, app.core.now()).await.unwrap();
+    app.core.stores().users.update_user(TenantId::DEFAULT, created.id, &clear, app.core.now()).await.unwrap();
     let token = app.token("old@example.com", PW).await;
     let res = patch(&app, &token, json!({"city": "Bergen"})).await;
     assert_eq!(res.status(), StatusCode::OK, "unrelated edits still work");

@@ -69,8 +69,8 @@ const LEGACY: &[(&str, &str, &str, &str, Option<&str>)] = &[
 ];
 
 async fn stored_hash(app: &TestApp, tenant: TenantId, login: &str) -> Option<String> {
-    let u = app.core.store().user_with_secret(tenant, &LoginKey::from_login(login)).await.unwrap()?;
-    let by_id = app.core.store().user_with_secret_by_id(tenant, UserId(u.user.id.0)).await.unwrap()?;
+    let u = app.core.stores().users.user_with_secret(tenant, &LoginKey::from_login(login)).await.unwrap()?;
+    let by_id = app.core.stores().users.user_with_secret_by_id(tenant, UserId(u.user.id.0)).await.unwrap()?;
     by_id.password_hash
 }
 
@@ -158,7 +158,7 @@ async fn import_reports_bad_rows_and_keeps_the_good_ones(b: Backend) {
     assert!(!err.contains("$2b$04$short"), "reasons never echo a hash: {err}");
     assert!(err.contains("imported 11 rows (3 created, 8 rejected)"), "{err}");
     assert_eq!(app.login("good1", "orchard thunder pebble 64").await.0, StatusCode::OK);
-    let store = app.core.store();
+    let store = &app.core.stores().users;
     for found in ["good1", "dup1@example.com", "good4@example.com"] {
         assert!(store.user_with_secret(TenantId::DEFAULT, &LoginKey::from_login(found)).await.unwrap().is_some());
     }

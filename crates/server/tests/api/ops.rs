@@ -25,7 +25,7 @@ async fn health_and_readiness(b: Backend) {
         // Take the database away: the process is still up, but not ready.
         use sqlx::Connection;
         let db = app.config.database_url.rsplit('/').next().unwrap().to_owned();
-        let mut admin = sqlx::PgConnection::connect(&portcullis_store_postgres::testing::admin_url()).await.unwrap();
+        let mut admin = sqlx::PgConnection::connect(&portcullis_testkit::postgres::admin_url()).await.unwrap();
         let sql = format!("DROP DATABASE \"{db}\" WITH (FORCE)");
         sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&mut admin).await.unwrap();
         let res = app.call(Method::GET, "/readyz", None, None).await;

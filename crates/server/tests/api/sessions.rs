@@ -31,7 +31,7 @@ async fn a_node_that_loses_its_revocation_listener_stops_trusting_its_cache() {
     // Cut every revocation listener's connection, as a PostgreSQL restart or a network blip
     // would, and log out on node A straight away: node B must not keep trusting its cache.
     let db = app.config.database_url.rsplit('/').next().unwrap().to_owned();
-    let mut admin = sqlx::PgConnection::connect(&portcullis_store_postgres::testing::admin_url()).await.unwrap();
+    let mut admin = sqlx::PgConnection::connect(&portcullis_testkit::postgres::admin_url()).await.unwrap();
     let killed: Vec<bool> = sqlx::query_scalar(
         "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND query ILIKE 'LISTEN%'",
     )
@@ -197,7 +197,8 @@ async fn checking_a_session_does_not_write_on_every_request(b: Backend) {
     let app = TestApp::spawn(b).await;
     let token = app.user("quiet", PW).await;
     let hash = Token::from_client(&token).hash();
-    let stored = || async { app.core.store().session_by_token_hash(&hash).await.unwrap().unwrap().last_seen_at };
+    let stored =
+        || async { app.core.stores().sessions.session_by_token_hash(&hash).await.unwrap().unwrap().last_seen_at };
     let opened = stored().await;
     for _ in 0..50 {
         assert_eq!(app.session_status(&token).await, StatusCode::OK);

@@ -6,18 +6,12 @@ use std::time::Duration;
 
 use portcullis::config::Config;
 use portcullis_core::Core;
-use portcullis_core::clock::ManualClock;
 use portcullis_core::password::HashingConfig;
-use portcullis_store_postgres::testing::TestDatabase;
+use portcullis_testkit::ManualClock;
 use reqwest::{Method, Response, StatusCode};
 use serde_json::{Value, json};
 
-/// Which database a test runs on.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Backend {
-    Sqlite,
-    Postgres,
-}
+pub use portcullis_testkit::Backend;
 
 /// Runs an `async fn(Backend)` test on both backends: `both!(name);` makes `name::sqlite` and
 /// `name::postgres`.
@@ -37,26 +31,11 @@ macro_rules! both {
     )* };
 }
 
-/// Keeps a test's database alive.
-#[allow(dead_code)]
-pub enum DbGuard {
-    Sqlite(tempfile::TempDir),
-    Postgres(TestDatabase),
-}
+pub use portcullis_testkit::DbGuard;
 
 /// A fresh database of a backend: its URL and what keeps it alive.
 pub async fn fresh_database(backend: Backend) -> (String, DbGuard) {
-    match backend {
-        Backend::Sqlite => {
-            let dir = tempfile::tempdir().unwrap();
-            let url = format!("sqlite://{}", dir.path().join("portcullis.db").display());
-            (url, DbGuard::Sqlite(dir))
-        }
-        Backend::Postgres => {
-            let db = TestDatabase::create().await.unwrap_or_else(|e| panic!("{e}"));
-            (db.url().to_owned(), DbGuard::Postgres(db))
-        }
-    }
+    portcullis_testkit::fresh_database(backend).await.unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// The configuration tests start from: real argon2id with small parameters (fast), generous

@@ -1,0 +1,59 @@
+//! Roles.
+
+use portcullis_core::clock::Timestamp;
+use portcullis_core::ids::{RoleId, TenantId};
+use portcullis_core::model::Role;
+use portcullis_core::parse::normalize_name;
+use portcullis_core::store::{NewRole, RoleStore, StoreResult};
+use sqlx::Row;
+use sqlx::sqlite::SqliteRow;
+
+use crate::{SqliteStore, map_err};
+
+fn role_from_row(row: &SqliteRow) -> StoreResult<Role> {
+    Ok(Role {
+        id: RoleId(row.try_get("id").map_err(map_err)?),
+        tenant_id: TenantId(row.try_get("tenant_id").map_err(map_err)?),
+        name: row.try_get("name").map_err(map_err)?,
+        description: row.try_get("description").map_err(map_err)?,
+        created_at: Timestamp::from_unix_micros(row.try_get("created_at").map_err(map_err)?),
+    })
+}
+
+#[async_trait::async_trait]
+impl RoleStore for SqliteStore {
+    async fn insert_role(&self, r: &NewRole) -> StoreResult<Role> {
+        let row = sqlx::query(
+            "INSERT INTO roles (tenant_id, name, name_norm, description, created_at, updated_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?5) RETURNING *",
+        )
+        .bind(r.tenant_id.0)
+        .bind(&r.name)
+        .bind(normalize_name(&r.name))
+        .bind(&r.description)
+        .bind(r.now.unix_micros())
+        .fetch_one(&self.writer)
+        .await
+        .map_err(map_err)?;
+        role_from_row(&row)
+    }
+
+    async fn roles(&self, tenant: TenantId) -> StoreResult<Vec<Role>> {
+        let rows = sqlx::query("SELECT * FROM roles WHERE tenant_id = ?1 ORDER BY name_norm")
+            .bind(tenant.0)
+            .fetch_all(&self.reader)
+            .await
+            .map_err(map_err)?;
+        rows.iter().map(role_from_row).collect()
+    }
+
+    async fn delete_role(&self, tenant: TenantId, id: RoleId) -> StoreResult<bool> {
+        let done = sqlx::query("DELETE FROM roles WHERE tenant_id = ?1 AND id = ?2")
+            .bind(tenant.0)
+            .bind(id.0)
+            .execute(&self.writer)
+            .await
+            .map_err(map_err)?;
+        Ok(done.rows_affected() > 0)
+    }
+}
