@@ -15,11 +15,12 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::error::{CoreError, CoreResult};
+use crate::caller::Caller;
+use crate::error::{CoreError, CoreResult, Field};
 use crate::ids::{ApiKeyId, TenantId, UserId};
-use crate::model::AuditEvent;
+use crate::model::{AuditEvent, Scope};
 use crate::store::{AuditQuery, NewAuditEvent};
-use crate::{ClientInfo, Core};
+use crate::{ClientInfo, Core, MAX_PAGE};
 
 /// How often queued events are written.
 pub const AUDIT_FLUSH_INTERVAL: Duration = Duration::from_millis(250);
@@ -218,10 +219,15 @@ impl Core {
     }
 
     /// Recorded events matching a query, newest first (queued events are written first, so a
-    /// reader sees everything that happened before it asked).
-    pub async fn audit_events(&self, mut q: AuditQuery) -> CoreResult<Vec<AuditEvent>> {
-        if q.limit == 0 || q.limit > 1000 {
-            return Err(CoreError::field("limit", "must be between 1 and 1000"));
+    /// reader sees everything that happened before it asked). A tenant's log is for its
+    /// administrators; every tenant's at once (`tenant_id` of `None`) for operators.
+    pub async fn audit_events(&self, caller: &Caller, mut q: AuditQuery) -> CoreResult<Vec<AuditEvent>> {
+        match q.tenant_id {
+            Some(t) => caller.require(t, Scope::TenantAdmin)?,
+            None => caller.require_operator()?,
+        }
+        if q.limit == 0 || q.limit > MAX_PAGE {
+            return Err(CoreError::field(Field::Param("limit"), format!("must be between 1 and {MAX_PAGE}")));
         }
         if let Err(e) = self.flush_audit().await {
             tracing::warn!(error = %e, "could not write queued audit events");

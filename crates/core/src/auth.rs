@@ -1,4 +1,5 @@
-//! Logging in and out, checking sessions, listing and ending them, and changing a password.
+//! Sessions once open: checking them on every request, logging out, listing and ending them,
+//! and changing a password. (Opening one is [`crate::login`].)
 
 use std::sync::Arc;
 
@@ -6,81 +7,17 @@ use serde_json::json;
 
 use crate::audit::{Actor, Audit, AuditAction};
 use crate::clock::Timestamp;
-use crate::error::{CoreError, CoreResult, FieldErrors};
+use crate::error::{CoreError, CoreResult, Field};
 use crate::ids::{SessionId, TenantId};
-use crate::model::{Policy, Session, User, UserStatus};
-use crate::parse::LoginKey;
+use crate::model::{Policy, Session, User};
+use crate::password::HashedPassword;
 use crate::secret::{Password, Token, TokenHash};
 use crate::sessions::CachedSession;
-use crate::store::{EndSessions, NewSession, PasswordChange, StoreError, UserWithSecret};
+use crate::store::{EndSessions, PasswordChange};
 use crate::{ClientInfo, Core};
 
 /// Prefix of session tokens.
 pub const SESSION_TOKEN_PREFIX: &str = "pcs_";
-
-/// A log-in attempt.
-#[derive(Debug)]
-pub struct LoginCommand {
-    /// Who is logging in.
-    pub identifier: LoginKey,
-    /// Their password.
-    pub password: Password,
-}
-
-impl LoginCommand {
-    /// Builds a command from the usual wire fields: either a free-form `login` or exactly one
-    /// of `username`, `email` and `phone`, and a password.
-    pub fn from_fields(
-        login: Option<&str>,
-        username: Option<&str>,
-        email: Option<&str>,
-        phone: Option<&str>,
-        password: Option<Password>,
-    ) -> CoreResult<Self> {
-        let mut errors = FieldErrors::new();
-        let identifier = identifier_from_fields(login, username, email, phone).map_err(|m| errors.add("login", m)).ok();
-        let password = password.filter(|p| !p.expose().is_empty());
-        if password.is_none() {
-            errors.add("password", "is required");
-        }
-        match (identifier, password) {
-            (Some(identifier), Some(password)) if errors.is_empty() => Ok(Self { identifier, password }),
-            _ => Err(CoreError::Validation(errors)),
-        }
-    }
-}
-
-/// The identifier of the usual wire fields: either a free-form `login` (matched against
-/// username, e-mail and phone) or exactly one of `username`, `email` and `phone`. The error is
-/// the message for the `login` field.
-pub fn identifier_from_fields(
-    login: Option<&str>,
-    username: Option<&str>,
-    email: Option<&str>,
-    phone: Option<&str>,
-) -> Result<LoginKey, &'static str> {
-    let given: Vec<(&str, &str)> = [("login", login), ("username", username), ("email", email), ("phone", phone)]
-        .into_iter()
-        .filter_map(|(k, v)| v.filter(|v| !v.trim().is_empty()).map(|v| (k, v)))
-        .collect();
-    match given.as_slice() {
-        [("login", v)] => Ok(LoginKey::from_login(v)),
-        [("username", v)] => Ok(LoginKey::username(v)),
-        [("email", v)] => Ok(LoginKey::email(v)),
-        [("phone", v)] => Ok(LoginKey::phone(v)),
-        [] => Err("is required (or one of username, email, phone)"),
-        _ => Err("give only one of login, username, email, phone"),
-    }
-}
-
-/// A session just opened: the token is shown to the client once and never again.
-#[derive(Debug)]
-pub struct IssuedSession {
-    /// The bearer token.
-    pub token: Token,
-    /// The session record.
-    pub session: Session,
-}
 
 /// A request authenticated by a session.
 #[derive(Clone, Debug)]
@@ -92,162 +29,6 @@ pub struct AuthSession {
 }
 
 impl Core {
-    /// Logs a user in with a password and opens a session.
-    ///
-    /// Every failure before the password is known to be right — unknown account, account
-    /// without a password, wrong password — is the same [`CoreError::InvalidCredentials`], after
-    /// the same amount of hashing work.
-    pub async fn login(
-        &self,
-        tenant: TenantId,
-        cmd: LoginCommand,
-        client: &ClientInfo,
-    ) -> CoreResult<(User, IssuedSession)> {
-        let (_, policy) = self.tenant_policy(tenant).await?;
-        let user = self.check_password(tenant, &cmd.identifier, cmd.password, client).await?;
-        self.finish_login(user, &policy, client, "password").await
-    }
-
-    /// The end of every log-in once the user is known: refuses accounts that may not log in
-    /// (audited), opens the session, and records the success with how it was made.
-    pub(crate) async fn finish_login(
-        &self,
-        mut user: User,
-        policy: &Policy,
-        client: &ClientInfo,
-        method: &str,
-    ) -> CoreResult<(User, IssuedSession)> {
-        self.ensure_may_log_in_audited(&user, policy, client)?;
-        let issued = self.open_session(&user, policy, client).await?;
-        user.last_login_at = Some(issued.session.created_at);
-        self.audit(Audit {
-            action: AuditAction::LoginSucceeded,
-            actor: Actor::User(user.id),
-            tenant: Some(user.tenant_id),
-            user: Some(user.id),
-            client: Some(client),
-            details: json!({"method": method}),
-        });
-        Ok((user, issued))
-    }
-
-    /// Checks a login identifier and password; the user when they match (with the password
-    /// version that was checked, to open a session against). Shared by every surface that
-    /// checks credentials.
-    pub async fn check_password(
-        &self,
-        tenant: TenantId,
-        key: &LoginKey,
-        password: Password,
-        client: &ClientInfo,
-    ) -> CoreResult<User> {
-        // Per tenant, so that a server checking credentials for its users (with their IPs) in
-        // one tenant cannot spend the log-in budget of an address in another.
-        let ip = client.ip_string().map(|ip| format!("{}:{ip}", tenant.0));
-        self.limiter.check(ip.as_deref(), &format!("{}:{}", tenant.0, key.limiter_key()))?;
-        let found = self.store.users.user_with_secret(tenant, key).await?;
-        let stored = found.as_ref().and_then(|u| u.password_hash.clone());
-        let v = self.hasher.verify(password.clone(), stored.clone()).await?;
-        match found {
-            Some(UserWithSecret { user, .. }) if v.matched => {
-                if v.needs_rehash {
-                    self.upgrade_hash(&user, password, stored).await;
-                }
-                Ok(user)
-            }
-            _ => {
-                // The identifier typed is not recorded: people type passwords into it.
-                let user = found.as_ref().map(|u| u.user.id);
-                self.audit(Audit {
-                    action: AuditAction::LoginFailed,
-                    actor: user.map_or(Actor::Anonymous, Actor::User),
-                    tenant: Some(tenant),
-                    user,
-                    client: Some(client),
-                    details: json!({"reason": "invalid_credentials"}),
-                });
-                Err(CoreError::InvalidCredentials)
-            }
-        }
-    }
-
-    /// [`Core::ensure_may_log_in`], recording a refusal in the audit log.
-    pub fn ensure_may_log_in_audited(&self, user: &User, policy: &Policy, client: &ClientInfo) -> CoreResult<()> {
-        self.ensure_may_log_in(user, policy).inspect_err(|e| {
-            let reason = match e {
-                CoreError::AccountDisabled => "account_disabled",
-                _ => "email_not_verified",
-            };
-            self.audit(Audit {
-                action: AuditAction::LoginRefused,
-                actor: Actor::User(user.id),
-                tenant: Some(user.tenant_id),
-                user: Some(user.id),
-                client: Some(client),
-                details: json!({"reason": reason}),
-            });
-        })
-    }
-
-    /// Refuses accounts that may not log in, once their password is known to be right: a
-    /// disabled account, and (when the tenant requires it) an unverified e-mail address.
-    pub fn ensure_may_log_in(&self, user: &User, policy: &Policy) -> CoreResult<()> {
-        if user.status == UserStatus::Disabled {
-            return Err(CoreError::AccountDisabled);
-        }
-        if policy.require_verified_email && user.email.is_some() && user.email_verified_at.is_none() {
-            return Err(CoreError::EmailNotVerified);
-        }
-        Ok(())
-    }
-
-    // Re-hashes a password whose stored hash uses old parameters. Best effort: a failure is
-    // logged and the log-in goes on; the compare-and-set keeps a concurrent change intact (and
-    // two log-ins upgrading at once simply leave one of their hashes).
-    async fn upgrade_hash(&self, user: &User, password: Password, stored: Option<String>) {
-        let result = async {
-            let hash = self.hasher.hash(password).await?;
-            let change = PasswordChange {
-                hash,
-                expected_current: stored,
-                end_sessions: EndSessions::None,
-                is_new_password: false,
-                now: self.now(),
-            };
-            self.store.users.set_password_hash(user.tenant_id, user.id, &change).await?;
-            Ok::<_, CoreError>(())
-        }
-        .await;
-        if let Err(e) = result {
-            tracing::warn!(user = %user.id, error = %e, "could not upgrade a password hash");
-        }
-    }
-
-    /// Opens a session for a user under a tenant's policy, provided the user's password is
-    /// still the one that was checked (same password version) and the account is not
-    /// disabled; otherwise (a password change, deletion or disabling won the race) the log-in
-    /// fails like a wrong password.
-    pub async fn open_session(&self, user: &User, policy: &Policy, client: &ClientInfo) -> CoreResult<IssuedSession> {
-        let token = Token::generate(SESSION_TOKEN_PREFIX).map_err(CoreError::internal)?;
-        let now = self.now();
-        let new = NewSession {
-            tenant_id: user.tenant_id,
-            user_id: user.id,
-            checked_password_version: user.password_version,
-            token_hash: token.hash(),
-            now,
-            expires_at: now.plus(policy.session_absolute_ttl),
-            idle_timeout: policy.session_idle_ttl,
-            user_agent: client.user_agent_truncated(),
-            ip: client.ip,
-        };
-        match self.store.sessions.insert_session(&new).await {
-            Ok(Some(session)) => Ok(IssuedSession { token, session }),
-            Ok(None) | Err(StoreError::Gone) => Err(CoreError::InvalidCredentials),
-            Err(e) => Err(e.into()),
-        }
-    }
-
     /// Checks a session token presented to `tenant`. Never writes on the request path: use
     /// is noted and written in batches.
     pub async fn authenticate(&self, tenant: TenantId, token: &Token) -> CoreResult<AuthSession> {
@@ -336,15 +117,12 @@ impl Core {
         confirmation: Option<Password>,
     ) -> CoreResult<()> {
         if confirmation.is_some_and(|c| c.expose() != new.expose()) {
-            return Err(CoreError::field("new_password_confirmation", "does not match the new password"));
+            return Err(CoreError::field(Field::NewPasswordConfirmation, "does not match the new password"));
         }
         let s = &auth.session;
         let (_, policy) = self.tenant_policy(s.tenant_id).await?;
         let user = self.confirm_password(auth, current).await?;
-        let hash = match self.hasher.check_and_hash(new, &policy, password_inputs(&user)).await? {
-            Ok(h) => h,
-            Err(m) => return Err(CoreError::field("new_password", m)),
-        };
+        let hash = self.hash_new_password(new, &policy, password_inputs(&user), Field::NewPassword).await?;
         let change = PasswordChange {
             hash,
             expected_current: None,
@@ -358,6 +136,22 @@ impl Core {
         self.sessions.evict_user(s.user_id, Some(s.id));
         self.audit_user(auth, AuditAction::PasswordChanged, None, json!({"other_sessions_ended": true}));
         Ok(())
+    }
+
+    /// Checks a new password against the tenant's policy (length, strength, not built from the
+    /// user's own details) and hashes it, as one job on the hashing pool. A password the policy
+    /// refuses is a validation error on `field`.
+    pub(crate) async fn hash_new_password(
+        &self,
+        password: Password,
+        policy: &Policy,
+        user_inputs: Vec<String>,
+        field: Field,
+    ) -> CoreResult<HashedPassword> {
+        match self.hasher.check_and_hash(password, policy, user_inputs).await? {
+            Ok(h) => Ok(h),
+            Err(m) => Err(CoreError::field(field, m)),
+        }
     }
 
     /// Records an event a user caused on their own account.
@@ -432,83 +226,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn login_fields_need_exactly_one_identifier_and_a_password() {
-        let pw = || Some(Password::new("pw"));
-        assert!(LoginCommand::from_fields(Some("alice"), None, None, None, pw()).is_ok());
-        assert!(LoginCommand::from_fields(None, None, Some("a@example.com"), None, pw()).is_ok());
-        let both = LoginCommand::from_fields(Some("alice"), Some("alice"), None, None, pw()).unwrap_err();
-        assert!(matches!(both, CoreError::Validation(f) if f.get("login").is_some()));
-        let none = LoginCommand::from_fields(None, None, None, None, None).unwrap_err();
-        assert!(matches!(none, CoreError::Validation(f) if f.get("login").is_some() && f.get("password").is_some()));
-    }
-
-    #[test]
     fn session_token_shape() {
         let t = Token::generate(SESSION_TOKEN_PREFIX).unwrap();
         assert!(looks_like_session_token(t.expose()));
         assert!(!looks_like_session_token("pcs_short"));
         assert!(!looks_like_session_token(&t.expose().replace("pcs_", "xyz_")));
-    }
-}
-
-/// A server's credential check (`POST /v1/credentials/verify`).
-#[derive(Debug)]
-pub struct VerifyCredentials {
-    /// The login and password to check.
-    pub login: LoginCommand,
-    /// Open a session for the user when the credentials are valid.
-    pub open_session: bool,
-    /// The end user the calling server acts for (their IP is limited like a log-in's).
-    pub end_user: ClientInfo,
-}
-
-impl Core {
-    /// Checks a user's credentials for a server holding an API key; opens a session when
-    /// asked. Failures are those of a log-in: [`CoreError::InvalidCredentials`] for every
-    /// cause, and [`CoreError::EmailNotVerified`] / [`CoreError::AccountDisabled`] only once the
-    /// password is known to be right.
-    pub async fn verify_credentials(
-        &self,
-        tenant: TenantId,
-        cmd: VerifyCredentials,
-        caller: &crate::keys::KeyCaller,
-    ) -> CoreResult<(User, Option<IssuedSession>)> {
-        let (_, policy) = self.tenant_policy(tenant).await?;
-        let result = async {
-            let user = self.check_password(tenant, &cmd.login.identifier, cmd.login.password, &cmd.end_user).await?;
-            self.ensure_may_log_in_audited(&user, &policy, &cmd.end_user)?;
-            let session = if cmd.open_session {
-                let issued = self.open_session(&user, &policy, &cmd.end_user).await?;
-                self.audit(Audit {
-                    action: AuditAction::LoginSucceeded,
-                    actor: caller.actor(),
-                    tenant: Some(tenant),
-                    user: Some(user.id),
-                    client: Some(&cmd.end_user),
-                    details: json!({"method": "credentials_verify"}),
-                });
-                Some(issued)
-            } else {
-                None
-            };
-            Ok((user, session))
-        }
-        .await;
-        let outcome = match &result {
-            Ok(_) => "valid",
-            Err(CoreError::InvalidCredentials) => "invalid_credentials",
-            Err(CoreError::EmailNotVerified) => "email_not_verified",
-            Err(CoreError::AccountDisabled) => "account_disabled",
-            Err(_) => "error",
-        };
-        self.audit(Audit {
-            action: AuditAction::CredentialsVerified,
-            actor: caller.actor(),
-            tenant: Some(tenant),
-            user: result.as_ref().ok().map(|(u, _)| u.id),
-            client: Some(&cmd.end_user),
-            details: json!({"outcome": outcome, "session": cmd.open_session}),
-        });
-        result
     }
 }

@@ -4,12 +4,101 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use crate::profile::TextField;
 use crate::store::StoreError;
 
-/// Per-field problems, keyed by the field's wire name, each with a human-readable message.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
-#[serde(transparent)]
-pub struct FieldErrors(BTreeMap<String, String>);
+/// A field the core reports a problem with. Surfaces render their own names for it (the native
+/// API and the import format use [`Field::name`]); the core never speaks any wire format.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Field {
+    /// A login identifier (username, e-mail address or phone number, whichever was typed).
+    Login,
+    /// The username.
+    Username,
+    /// The e-mail address.
+    Email,
+    /// The primary phone number.
+    Phone,
+    /// A password (a new account's, or the one being checked).
+    Password,
+    /// The password typed a second time.
+    PasswordConfirmation,
+    /// The current password, confirming a sensitive change.
+    CurrentPassword,
+    /// The new password of a change.
+    NewPassword,
+    /// The new password typed a second time.
+    NewPasswordConfirmation,
+    /// A free-text profile field.
+    Text(TextField),
+    /// The date of birth.
+    BirthDate,
+    /// The newsletter flag.
+    Newsletter,
+    /// The free-form metadata object.
+    Meta,
+    /// The custom attribute with this name.
+    Attribute(String),
+    /// The roles of an account.
+    Roles,
+    /// The status of an account.
+    Status,
+    /// Whether the e-mail address is verified.
+    EmailVerified,
+    /// An imported password hash (with its format and salt).
+    PasswordHash,
+    /// A parameter of an operation other than an account field (a page size, a name, a
+    /// scope...), named by the operation.
+    Param(&'static str),
+    /// A field of the caller's own wire format that the core has no name for (an unknown or
+    /// read-only field), named as the caller sent it.
+    Other(String),
+}
+
+impl Field {
+    /// The canonical name: the one the native API and the import format use.
+    pub fn name(&self) -> String {
+        match self {
+            Self::Login => "login".into(),
+            Self::Username => "username".into(),
+            Self::Email => "email".into(),
+            Self::Phone => "phone".into(),
+            Self::Password => "password".into(),
+            Self::PasswordConfirmation => "password_confirmation".into(),
+            Self::CurrentPassword => "current_password".into(),
+            Self::NewPassword => "new_password".into(),
+            Self::NewPasswordConfirmation => "new_password_confirmation".into(),
+            Self::Text(f) => f.name().into(),
+            Self::BirthDate => "birth_date".into(),
+            Self::Newsletter => "newsletter".into(),
+            Self::Meta => "meta".into(),
+            Self::Attribute(name) => format!("attributes.{name}"),
+            Self::Roles => "roles".into(),
+            Self::Status => "status".into(),
+            Self::EmailVerified => "email_verified".into(),
+            Self::PasswordHash => "password_hash".into(),
+            Self::Param(name) => (*name).into(),
+            Self::Other(name) => name.clone(),
+        }
+    }
+}
+
+impl From<UniqueField> for Field {
+    fn from(f: UniqueField) -> Self {
+        match f {
+            UniqueField::Username => Self::Username,
+            UniqueField::Email => Self::Email,
+            UniqueField::Phone => Self::Phone,
+            UniqueField::Slug => Self::Param("slug"),
+            UniqueField::Domain => Self::Param("domains"),
+            UniqueField::Name => Self::Param("name"),
+        }
+    }
+}
+
+/// Problems with fields, each with a human-readable message.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FieldErrors(BTreeMap<Field, String>);
 
 impl FieldErrors {
     /// No errors yet.
@@ -18,8 +107,8 @@ impl FieldErrors {
     }
 
     /// Records a problem with `field` (the first message for a field wins).
-    pub fn add(&mut self, field: impl Into<String>, message: impl Into<String>) {
-        self.0.entry(field.into()).or_insert_with(|| message.into());
+    pub fn add(&mut self, field: Field, message: impl Into<String>) {
+        self.0.entry(field).or_insert_with(|| message.into());
     }
 
     /// Whether any problem was recorded.
@@ -28,12 +117,12 @@ impl FieldErrors {
     }
 
     /// The recorded problems.
-    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.0.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    pub fn iter(&self) -> impl Iterator<Item = (&Field, &str)> {
+        self.0.iter().map(|(k, v)| (k, v.as_str()))
     }
 
     /// The message recorded for `field`, if any.
-    pub fn get(&self, field: &str) -> Option<&str> {
+    pub fn get(&self, field: &Field) -> Option<&str> {
         self.0.get(field).map(String::as_str)
     }
 
@@ -89,7 +178,7 @@ pub enum CoreError {
     Validation(FieldErrors),
     /// The caller tried to set fields they may not set; nothing was written.
     #[error("fields not editable")]
-    NotEditable(Vec<String>),
+    NotEditable(Vec<Field>),
     /// A unique value is already taken in this tenant.
     #[error("{} already taken", .0.as_str())]
     Conflict(UniqueField),
@@ -146,7 +235,7 @@ impl CoreError {
     }
 
     /// A validation error about one field.
-    pub fn field(field: impl Into<String>, message: impl Into<String>) -> Self {
+    pub fn field(field: Field, message: impl Into<String>) -> Self {
         let mut f = FieldErrors::new();
         f.add(field, message);
         Self::Validation(f)
@@ -158,11 +247,24 @@ impl From<StoreError> for CoreError {
         match e {
             StoreError::Conflict(f) => Self::Conflict(f),
             StoreError::Unavailable(_) => Self::Unavailable(e),
-            StoreError::Invalid(_) => Self::field("request", "contains characters that cannot be stored"),
+            StoreError::Invalid(_) => Self::field(Field::Param("request"), "contains characters that cannot be stored"),
             StoreError::Gone => Self::NotFound,
             other => Self::internal(other),
         }
     }
+}
+
+/// An error and its causes, on one line, for a log or an operator's console (never for a
+/// client: causes may name internals).
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
 }
 
 /// Result of a core operation.

@@ -10,17 +10,18 @@
 
 use serde_json::{Map, Value, json};
 
-use crate::admin::{AdminUserInput, match_roles};
-use crate::audit::{Actor, Audit, AuditAction};
-use crate::error::{CoreError, CoreResult, FieldErrors};
-use crate::fields::{Editor, parse_account_fields};
+use crate::Core;
+use crate::admin::match_roles;
+use crate::audit::{Audit, AuditAction};
+use crate::caller::Caller;
+use crate::error::{CoreError, CoreResult, Field, FieldErrors};
+use crate::fields::{AccountInput, Editor, parse_account_fields};
 use crate::ids::{TenantId, UserId};
 use crate::legacy_hash::{export_hash, import_hash};
-use crate::model::{User, UserStatus};
+use crate::model::{Scope, User, UserStatus};
 use crate::password::HashedPassword;
 use crate::profile::TextField;
 use crate::store::{ImportOutcome, NewUser};
-use crate::{ClientInfo, Core};
 
 /// Most rows in one batch (one transaction).
 pub const MAX_BATCH: usize = 5000;
@@ -43,13 +44,13 @@ pub struct RowOutcome {
     pub result: Result<UserId, String>,
 }
 
-fn take_text(fields: &mut Map<String, Value>, name: &str, errors: &mut FieldErrors) -> Option<String> {
+fn take_text(fields: &mut Map<String, Value>, name: &'static str, errors: &mut FieldErrors) -> Option<String> {
     match fields.remove(name) {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) if s.is_empty() => None,
         Some(Value::String(s)) => Some(s),
         Some(_) => {
-            errors.add(name, "must be text");
+            errors.add(Field::Param(name), "must be text");
             None
         }
     }
@@ -57,8 +58,10 @@ fn take_text(fields: &mut Map<String, Value>, name: &str, errors: &mut FieldErro
 
 fn describe(e: CoreError) -> String {
     match e {
-        CoreError::Validation(f) => f.iter().map(|(k, v)| format!("{k}: {v}")).collect::<Vec<_>>().join("; "),
-        CoreError::NotEditable(f) => format!("fields that cannot be imported: {}", f.join(", ")),
+        CoreError::Validation(f) => f.iter().map(|(k, v)| format!("{}: {v}", k.name())).collect::<Vec<_>>().join("; "),
+        CoreError::NotEditable(f) => {
+            format!("fields that cannot be imported: {}", f.iter().map(Field::name).collect::<Vec<_>>().join(", "))
+        }
         CoreError::Conflict(f) => format!("{} already taken", f.as_str()),
         other => other.to_string(),
     }
@@ -69,13 +72,13 @@ impl Core {
     /// one outcome per row, in order. Fails as a whole only if the database does.
     pub async fn import_users(
         &self,
+        caller: &Caller,
         tenant: TenantId,
         rows: Vec<ImportRow>,
-        actor: Actor,
-        client: &ClientInfo,
     ) -> CoreResult<Vec<RowOutcome>> {
+        caller.require(tenant, Scope::UsersManage)?;
         if rows.len() > MAX_BATCH {
-            return Err(CoreError::field("rows", format!("at most {MAX_BATCH} rows per batch")));
+            return Err(CoreError::field(Field::Param("rows"), format!("at most {MAX_BATCH} rows per batch")));
         }
         let (_, policy) = self.tenant_policy(tenant).await?;
         let defs = self.store.attributes.attribute_definitions(tenant).await?;
@@ -93,15 +96,16 @@ impl Core {
                 let salt = take_text(&mut fields, "password_salt", &mut errors);
                 if fields.contains_key("password") {
                     return Err(CoreError::field(
-                        "password",
+                        Field::Password,
                         "import takes password_hash (with password_format and password_salt), not clear passwords",
                     ));
                 }
-                errors.into_result()?;
-                let input = AdminUserInput::from_json(fields)?;
-                let (changes, mut errors) = parse_account_fields(&input.fields, &defs, Editor::Admin)?;
+                let account = AccountInput::from_json(fields);
+                let verified = account.email_verified().unwrap_or(false).then_some(now);
+                let (mut changes, more) = parse_account_fields(account, &defs, Editor::Admin)?;
+                errors.merge(more);
                 errors.merge(crate::accounts::check_new_account(&changes, &defs, &policy, Editor::Admin));
-                let role_ids = match match_roles(&roles, input.roles.as_deref().unwrap_or_default()) {
+                let role_ids = match match_roles(&roles, changes.roles.take().as_deref().unwrap_or_default()) {
                     Ok(ids) => ids,
                     Err(CoreError::Validation(f)) => {
                         errors.merge(f);
@@ -112,13 +116,13 @@ impl Core {
                 let stored = match (&hash, &format, &salt) {
                     (None, None, None) => None,
                     (None, _, _) => {
-                        errors.add("password_hash", "is required with password_format or password_salt");
+                        errors.add(Field::PasswordHash, "is required with password_format or password_salt");
                         None
                     }
                     (Some(h), f, s) => match import_hash(f.as_deref(), h, s.as_deref()) {
                         Ok(stored) if !self.hasher.can_verify(&stored) => {
                             errors.add(
-                                "password_hash",
+                                Field::PasswordHash,
                                 "its argon2 parameters cost far more than this server's (see docs/migration.md)",
                             );
                             None
@@ -126,20 +130,19 @@ impl Core {
                         Ok(stored) => {
                             let classified = HashedPassword::classify(stored);
                             if classified.is_none() {
-                                errors.add("password_hash", "the hash is in no recognised format");
+                                errors.add(Field::PasswordHash, "the hash is in no recognised format");
                             }
                             classified
                         }
                         Err(m) => {
-                            errors.add("password_hash", m);
+                            errors.add(Field::PasswordHash, m);
                             None
                         }
                     },
                 };
                 errors.into_result()?;
-                let verified = input.email_verified.unwrap_or(false).then_some(now);
-                let status = input.status.unwrap_or(UserStatus::Active);
-                let mut new = self.new_user(tenant, changes, status, verified)?;
+                let status = changes.status.unwrap_or(UserStatus::Active);
+                let mut new = self.new_user(tenant, changes, status, verified);
                 new.password = stored;
                 new.roles = role_ids;
                 Ok(new)
@@ -167,10 +170,10 @@ impl Core {
         let created = outcomes.iter().filter(|o| o.result.is_ok()).count();
         self.audit(Audit {
             action: AuditAction::UsersImported,
-            actor,
+            actor: caller.actor(),
             tenant: Some(tenant),
             user: None,
-            client: Some(client),
+            client: Some(caller.client()),
             details: json!({"created": created, "refused": outcomes.len() - created}),
         });
         Ok(outcomes)
@@ -178,12 +181,15 @@ impl Core {
 
     /// A page of a tenant's users in the import format (password hashes included), by id
     /// after `after`. Returns the last id seen, to ask for the next page.
+    /// Password hashes leave with the users: only a tenant's administrators may export.
     pub async fn export_users(
         &self,
+        caller: &Caller,
         tenant: TenantId,
         after: Option<UserId>,
         limit: u32,
     ) -> CoreResult<(Vec<Map<String, Value>>, Option<UserId>)> {
+        caller.require(tenant, Scope::TenantAdmin)?;
         let page = self.store.import.users_with_secrets(tenant, after, limit.clamp(1, MAX_BATCH as u32)).await?;
         let last = page.last().map(|u| u.user.id);
         let rows = page

@@ -13,6 +13,7 @@ pub mod accounts;
 pub mod admin;
 pub mod audit;
 pub mod auth;
+pub mod caller;
 pub mod clock;
 pub mod error;
 pub mod fields;
@@ -21,12 +22,14 @@ pub mod import;
 pub mod keys;
 pub mod legacy_hash;
 pub mod limits;
+pub mod login;
 pub mod model;
 pub mod parse;
 pub mod password;
 pub mod profile;
 pub mod secret;
 pub mod sessions;
+pub mod settings;
 pub mod store;
 pub mod tenants;
 
@@ -36,8 +39,10 @@ use std::time::Duration;
 use futures::StreamExt as _;
 use serde::{Deserialize, Serialize};
 
+pub use crate::caller::Caller;
 pub use crate::clock::{Clock, SharedClock, SystemClock, Timestamp};
-pub use crate::error::{CoreError, CoreResult, FieldErrors, UniqueField};
+pub use crate::error::{CoreError, CoreResult, Field, FieldErrors, UniqueField};
+pub use crate::fields::AccountInput;
 pub use crate::ids::{ApiKeyId, AttributeId, AuditEventId, RoleId, SessionId, TenantId, UserId};
 pub use crate::secret::{Password, Token};
 
@@ -95,14 +100,19 @@ pub struct ClientInfo {
 }
 
 impl ClientInfo {
-    fn ip_string(&self) -> Option<String> {
-        self.ip.map(|ip| ip.to_string())
-    }
-
     fn user_agent_truncated(&self) -> Option<String> {
         self.user_agent.as_ref().map(|ua| ua.chars().filter(|c| !c.is_control()).take(512).collect())
     }
 }
+
+/// Largest page of any listing (users, the audit log).
+pub const MAX_PAGE: u32 = 1000;
+
+/// Most tenants (and slugs) a node keeps in memory.
+pub const TENANT_CACHE_CAPACITY: u64 = 10_000;
+
+/// How long expired sessions' entries stay on the revocation feed's books after the sweep.
+pub const REVOCATION_FEED_KEEP: Duration = Duration::from_secs(3600);
 
 /// How long a node trusts a tenant (its policy, whether it is enabled) read from the store.
 /// Changes made on this node take effect at once; changes made on another node within this.
@@ -136,8 +146,10 @@ impl Core {
         let hasher = PasswordHasher::new(&config.password)?;
         let sessions = SessionCache::new(&config.sessions);
         let limiter = Limiter::new(&config.rate_limits, clock.clone());
-        let tenants = moka::sync::Cache::builder().max_capacity(10_000).time_to_live(TENANT_CACHE_TTL).build();
-        let slugs = moka::sync::Cache::builder().max_capacity(10_000).time_to_live(TENANT_CACHE_TTL).build();
+        let tenants =
+            moka::sync::Cache::builder().max_capacity(TENANT_CACHE_CAPACITY).time_to_live(TENANT_CACHE_TTL).build();
+        let slugs =
+            moka::sync::Cache::builder().max_capacity(TENANT_CACHE_CAPACITY).time_to_live(TENANT_CACHE_TTL).build();
         Ok(Self {
             store,
             clock,
@@ -292,7 +304,7 @@ impl Core {
         loop {
             tick.tick().await;
             self.limiter.prune();
-            match self.store.sessions.delete_expired_sessions(self.now(), Duration::from_secs(3600)).await {
+            match self.store.sessions.delete_expired_sessions(self.now(), REVOCATION_FEED_KEEP).await {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(sessions = n, "deleted expired sessions"),
                 Err(e) => tracing::warn!(error = %e, "could not delete expired sessions"),

@@ -5,7 +5,6 @@
 use serde_json::{Map, Value};
 use time::Date;
 
-use crate::error::FieldErrors;
 use crate::parse::Email;
 
 /// How a text field is validated.
@@ -177,76 +176,21 @@ impl ProfileChange {
     }
 }
 
-/// Whether `name` is a profile field.
+/// Whether `name` is the canonical name of a profile field.
 pub fn is_profile_field(name: &str) -> bool {
     TextField::from_name(name).is_some() || matches!(name, "birth_date" | "newsletter" | "meta")
 }
 
-/// Parses one profile field from its wire value. `null` (and an empty string) clears the
-/// field. Records a problem in `errors` and returns `None` when the value is invalid.
-pub fn parse_profile_field(name: &str, value: &Value, errors: &mut FieldErrors) -> Option<ProfileChange> {
-    if let Some(f) = TextField::from_name(name) {
-        return match value {
-            Value::Null => Some(ProfileChange::Text(f, None)),
-            Value::String(s) => match validate_text(f, s) {
-                Ok(v) => Some(ProfileChange::Text(f, v)),
-                Err(m) => {
-                    errors.add(name, m);
-                    None
-                }
-            },
-            _ => {
-                errors.add(name, "must be a string or null");
-                None
-            }
-        };
+/// Checks a metadata object: no NUL character anywhere (no database stores one), at most
+/// [`META_MAX_BYTES`] of JSON.
+pub(crate) fn check_meta(m: &Map<String, Value>) -> Result<(), &'static str> {
+    if m.iter().any(|(k, v)| k.contains('\0') || has_nul(v)) {
+        return Err("must not contain NUL characters");
     }
-    match name {
-        "birth_date" => match value {
-            Value::Null => Some(ProfileChange::BirthDate(None)),
-            Value::String(s) if s.trim().is_empty() => Some(ProfileChange::BirthDate(None)),
-            Value::String(s) => match parse_birth_date(s.trim()) {
-                Ok(d) => Some(ProfileChange::BirthDate(Some(d))),
-                Err(m) => {
-                    errors.add(name, m);
-                    None
-                }
-            },
-            _ => {
-                errors.add(name, "must be a date (YYYY-MM-DD) or null");
-                None
-            }
-        },
-        "newsletter" => match parse_flag(value) {
-            Some(b) => Some(ProfileChange::Newsletter(b)),
-            None => {
-                errors.add(name, "must be true or false");
-                None
-            }
-        },
-        "meta" => match value {
-            Value::Null => Some(ProfileChange::Meta(Map::new())),
-            Value::Object(m) => {
-                if has_nul(value) {
-                    errors.add(name, "must not contain NUL characters");
-                    None
-                } else if serde_json::to_vec(m).map(|v| v.len()).unwrap_or(usize::MAX) > META_MAX_BYTES {
-                    errors.add(name, "must be at most 16 KiB of JSON");
-                    None
-                } else {
-                    Some(ProfileChange::Meta(m.clone()))
-                }
-            }
-            _ => {
-                errors.add(name, "must be a JSON object or null");
-                None
-            }
-        },
-        _ => {
-            errors.add(name, "unknown field");
-            None
-        }
+    if serde_json::to_vec(m).map(|v| v.len()).unwrap_or(usize::MAX) > META_MAX_BYTES {
+        return Err("must be at most 16 KiB of JSON");
     }
+    Ok(())
 }
 
 /// Whether a JSON value holds a NUL character in any key or string (no database stores one).
@@ -277,6 +221,15 @@ pub fn parse_flag(v: &Value) -> Option<bool> {
     }
 }
 
+/// Parses a date of birth, `YYYY-MM-DD`; blank input clears it.
+pub(crate) fn check_birth_date(s: &str) -> Result<Option<Date>, &'static str> {
+    let s = s.trim();
+    if s.is_empty() {
+        return Ok(None);
+    }
+    parse_birth_date(s).map(Some)
+}
+
 fn parse_birth_date(s: &str) -> Result<Date, &'static str> {
     let fmt = time::macros::format_description!("[year]-[month]-[day]");
     let d = Date::parse(s, &fmt).map_err(|_| "must be a date in the form YYYY-MM-DD")?;
@@ -287,7 +240,7 @@ fn parse_birth_date(s: &str) -> Result<Date, &'static str> {
 }
 
 /// Validates a text field's value; returns the value to store (`None` for blank input).
-fn validate_text(f: TextField, raw: &str) -> Result<Option<String>, String> {
+pub(crate) fn check_text(f: TextField, raw: &str) -> Result<Option<String>, String> {
     let multiline = f.kind() == TextKind::Multiline;
     let s = if multiline { raw.trim_end() } else { raw.trim() };
     if s.trim().is_empty() {
@@ -337,8 +290,17 @@ mod tests {
     use serde_json::json;
 
     fn parse(name: &str, v: Value) -> Result<ProfileChange, String> {
-        let mut e = FieldErrors::new();
-        parse_profile_field(name, &v, &mut e).ok_or_else(|| e.get(name).unwrap_or("?").to_owned())
+        use crate::fields::{AccountInput, Editor, parse_account_fields};
+        let mut m = Map::new();
+        m.insert(name.to_owned(), v);
+        let input = AccountInput::from_json(m);
+        let field = input.problems().iter().next().map(|(f, _)| f.clone());
+        let (changes, errors) = parse_account_fields(input, &[], Editor::Admin).map_err(|e| e.to_string())?;
+        match (changes.profile.into_iter().next(), errors.iter().next(), field) {
+            (Some(c), None, _) => Ok(c),
+            (_, Some((_, m)), _) => Err(m.to_owned()),
+            _ => Err("?".into()),
+        }
     }
 
     #[test]

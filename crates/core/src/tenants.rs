@@ -3,13 +3,14 @@
 
 use std::sync::Arc;
 
-use crate::audit::{Actor, Audit, AuditAction};
-use crate::error::{CoreError, CoreResult, FieldErrors};
+use crate::Core;
+use crate::audit::{Audit, AuditAction};
+use crate::caller::Caller;
+use crate::error::{CoreError, CoreResult, Field, FieldErrors};
 use crate::ids::TenantId;
 use crate::model::{Tenant, TenantPolicy};
 use crate::parse::Slug;
 use crate::store::{NewTenant, TenantUpdate};
-use crate::{ClientInfo, Core};
 
 /// Every domain, with its tenant and whether that tenant is disabled.
 pub(crate) type DomainMap = std::collections::HashMap<String, (TenantId, bool)>;
@@ -20,7 +21,7 @@ pub(crate) type DomainCache = std::sync::Mutex<Option<(std::time::Instant, Arc<D
 /// A tenant to create.
 #[derive(Clone, Debug, Default)]
 pub struct CreateTenantCommand {
-    /// Unique slug (`/t/{slug}/v1/...`).
+    /// Unique slug (the `{slug}` of `/t/{slug}/...` paths).
     pub slug: String,
     /// Display name; the slug when absent.
     pub name: Option<String>,
@@ -60,11 +61,11 @@ fn parse_domains(domains: &[String], errors: &mut FieldErrors) -> Vec<String> {
         match parse_domain(d) {
             Ok(d) if !out.contains(&d) => out.push(d),
             Ok(_) => {}
-            Err(m) => errors.add("domains", m),
+            Err(m) => errors.add(Field::Param("domains"), m),
         }
     }
     if out.len() > 100 {
-        errors.add("domains", "at most 100 domains");
+        errors.add(Field::Param("domains"), "at most 100 domains");
     }
     out.sort();
     out
@@ -73,67 +74,69 @@ fn parse_domains(domains: &[String], errors: &mut FieldErrors) -> Vec<String> {
 impl Core {
     fn check_tenant_policy(&self, p: &TenantPolicy, errors: &mut FieldErrors) {
         if let Err(m) = self.config.policy.overlay(p).check() {
-            errors.add("policy", m);
+            errors.add(Field::Param("policy"), m);
         }
     }
 
-    /// Creates a tenant.
-    pub async fn create_tenant(
-        &self,
-        cmd: CreateTenantCommand,
-        actor: Actor,
-        client: &ClientInfo,
-    ) -> CoreResult<Tenant> {
+    /// Creates a tenant (operators only).
+    pub async fn create_tenant(&self, caller: &Caller, cmd: CreateTenantCommand) -> CoreResult<Tenant> {
+        caller.require_operator()?;
         let mut errors = FieldErrors::new();
-        let slug = Slug::parse(&cmd.slug).map_err(|m| errors.add("slug", m)).ok();
+        let slug = Slug::parse(&cmd.slug).map_err(|m| errors.add(Field::Param("slug"), m)).ok();
         let name = match &cmd.name {
-            Some(n) => parse_name(n).map_err(|m| errors.add("name", m)).ok(),
+            Some(n) => parse_name(n).map_err(|m| errors.add(Field::Param("name"), m)).ok(),
             None => slug.as_ref().map(|s| s.as_str().to_owned()),
         };
         let domains = parse_domains(&cmd.domains, &mut errors);
         self.check_tenant_policy(&cmd.policy, &mut errors);
         errors.into_result()?;
-        let (Some(slug), Some(name)) = (slug, name) else { return Err(CoreError::Internal("unreachable".into())) };
+        let (Some(slug), Some(name)) = (slug, name) else {
+            return Err(CoreError::Internal("a valid tenant lacks a slug or a name".into()));
+        };
         let t = NewTenant { slug: slug.as_str().to_owned(), name, domains, policy: cmd.policy, now: self.now() };
         let tenant = self.store.tenants.insert_tenant(&t).await?;
         self.forget_domains();
         self.audit(Audit {
             action: AuditAction::TenantCreated,
-            actor,
+            actor: caller.actor(),
             tenant: Some(tenant.id),
             user: None,
-            client: Some(client),
+            client: Some(caller.client()),
             details: serde_json::json!({"slug": tenant.slug}),
         });
         Ok(tenant)
     }
 
-    /// Every tenant, disabled ones included.
-    pub async fn list_tenants(&self) -> CoreResult<Vec<Tenant>> {
+    /// Every tenant, disabled ones included (operators only).
+    pub async fn list_tenants(&self, caller: &Caller) -> CoreResult<Vec<Tenant>> {
+        caller.require_operator()?;
         Ok(self.store.tenants.tenants().await?)
     }
 
-    /// The tenant with this slug, disabled or not (for operators).
-    pub async fn find_tenant(&self, slug: &str) -> CoreResult<Tenant> {
+    /// The tenant with this slug, disabled or not (operators only).
+    pub async fn find_tenant(&self, caller: &Caller, slug: &str) -> CoreResult<Tenant> {
+        caller.require_operator()?;
         self.store.tenants.tenant_by_slug(slug).await?.ok_or(CoreError::NotFound)
     }
 
-    /// Changes a tenant. The default tenant cannot be disabled.
-    pub async fn update_tenant(
-        &self,
-        id: TenantId,
-        update: TenantUpdate,
-        actor: Actor,
-        client: &ClientInfo,
-    ) -> CoreResult<Tenant> {
+    /// Changes a tenant (operators only). The default tenant cannot be disabled.
+    pub async fn update_tenant(&self, caller: &Caller, id: TenantId, update: TenantUpdate) -> CoreResult<Tenant> {
+        caller.require_operator()?;
         let mut errors = FieldErrors::new();
-        let name = update.name.as_deref().map(parse_name).transpose().map_err(|m| errors.add("name", m)).ok().flatten();
+        let name = update
+            .name
+            .as_deref()
+            .map(parse_name)
+            .transpose()
+            .map_err(|m| errors.add(Field::Param("name"), m))
+            .ok()
+            .flatten();
         let domains = update.domains.as_ref().map(|d| parse_domains(d, &mut errors));
         if let Some(p) = &update.policy {
             self.check_tenant_policy(p, &mut errors);
         }
         if id == TenantId::DEFAULT && update.disabled == Some(true) {
-            errors.add("disabled", "the default tenant cannot be disabled");
+            errors.add(Field::Param("disabled"), "the default tenant cannot be disabled");
         }
         errors.into_result()?;
         let u = TenantUpdate { name, domains, policy: update.policy, disabled: update.disabled };
@@ -147,10 +150,10 @@ impl Core {
         };
         self.audit(Audit {
             action,
-            actor,
+            actor: caller.actor(),
             tenant: Some(id),
             user: None,
-            client: Some(client),
+            client: Some(caller.client()),
             details: serde_json::json!({"slug": tenant.slug}),
         });
         Ok(tenant)

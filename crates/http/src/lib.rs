@@ -1,216 +1,80 @@
-//! The HTTP surfaces of Portcullis: the native JSON API (`/v1`), the operational endpoints
-//! (`/healthz`, `/readyz`, `/openapi.json`) and the middleware around them. Handlers parse
-//! their wire format, call one core operation and map the answer; no SQL and no business
-//! decisions live here.
+//! The HTTP surfaces of Portcullis, each a thin adapter over the core: parse its wire format,
+//! call one core operation as the caller it authenticated, write the answer in its format.
+//! No SQL, no permission and no business decision lives here.
+//!
+//! - [`shared`]: what every surface shares, tied to no error shape — state, client IP, tenant
+//!   resolution, credentials, bodies, and the mounting that makes every failure on a
+//!   surface's paths answer in that surface's format;
+//! - [`native`]: the native JSON API (`/v1`) and the operational endpoints (`/healthz`,
+//!   `/readyz`, `/openapi.json`);
+//! - [`admin`]: the admin API (`/v1/admin`), in the native JSON shape, for servers with API keys;
+//! - later, `pages/` (hosted HTML pages) and `dialects/<name>/` (the legacy APIs), one folder
+//!   each, importing no other surface.
+//!
+//! [`app`] assembles them; [`app_with`] adds surfaces from outside (the tests mount one that
+//! speaks plain text, to prove that every failure answers in a surface's own format).
 
 pub mod admin;
-mod csrf;
-pub mod error;
-pub mod extract;
 pub mod native;
-pub mod tenant;
+pub mod shared;
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
-use axum::http::{HeaderName, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
-use axum::{Json, Router};
-use ipnet::IpNet;
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderName, HeaderValue, header};
 use portcullis_core::Core;
-use serde::{Deserialize, Serialize};
-use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
+use tower::ServiceBuilder;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::set_header::SetResponseHeaderLayer;
-use tower_http::trace::TraceLayer;
+use utoipa::OpenApi as _;
 use utoipa::openapi::OpenApi as OpenApiDoc;
-use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
 
-use crate::error::{ApiError, ErrorBody};
-use crate::native::dto::StatusResponse;
+pub use crate::shared::{AppState, CookieSecure, HttpConfig};
+use crate::shared::{Mount, MountedSurface, Surfaces, mount};
 
-/// Whether the session cookie carries the `Secure` attribute.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum CookieSecure {
-    /// When the request came over HTTPS, as a trusted proxy says with `X-Forwarded-Proto`.
-    #[default]
-    Auto,
-    /// Always (the site is only ever served over HTTPS).
-    Always,
-    /// Never (local development over plain HTTP).
-    Never,
+/// The routes of the JSON API (native and admin) and the operational endpoints, and their
+/// OpenAPI document, before any layer.
+pub fn routes() -> (Router<AppState>, Router<AppState>, Router<AppState>, OpenApiDoc) {
+    let (native, native_doc) =
+        OpenApiRouter::with_openapi(native::ApiDoc::openapi()).nest("/v1", native::routes()).split_for_parts();
+    let (admin, admin_doc) = OpenApiRouter::new().nest("/v1/admin", admin::routes()).split_for_parts();
+    let (ops, ops_doc) = native::ops::routes().split_for_parts();
+    let mut doc = native_doc;
+    doc.merge(admin_doc);
+    doc.merge(ops_doc);
+    (native, admin, ops, doc)
 }
 
-/// HTTP settings.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct HttpConfig {
-    /// Largest request body accepted, in bytes.
-    pub max_body_bytes: usize,
-    /// Proxies whose `X-Forwarded-For` and `X-Forwarded-Proto` are believed (CIDR list).
-    pub trusted_proxies: Vec<IpNet>,
-    /// Name of the session cookie.
-    pub cookie_name: String,
-    /// When the session cookie is `Secure`.
-    pub cookie_secure: CookieSecure,
-}
-
-impl Default for HttpConfig {
-    fn default() -> Self {
-        Self {
-            max_body_bytes: 64 * 1024,
-            trusted_proxies: Vec::new(),
-            cookie_name: "portcullis_session".into(),
-            cookie_secure: CookieSecure::Auto,
-        }
-    }
-}
-
-impl HttpConfig {
-    /// Checks the settings for values that cannot work.
-    pub fn check(&self) -> Result<(), String> {
-        if self.max_body_bytes < 1024 {
-            return Err("http.max_body_bytes must be at least 1024".into());
-        }
-        let name_ok = !self.cookie_name.is_empty()
-            && self.cookie_name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.');
-        if !name_ok {
-            return Err("http.cookie_name may contain only letters, digits, '_', '-' and '.'".into());
-        }
-        Ok(())
-    }
-}
-
-/// What every handler can reach.
-#[derive(Clone, Debug)]
-pub struct AppState {
-    /// The core.
-    pub core: Arc<Core>,
-    /// HTTP settings.
-    pub config: Arc<HttpConfig>,
-}
-
-#[derive(OpenApi)]
-#[openapi(
-    info(
-        title = "Portcullis native API",
-        description = "Accounts, passwords and sessions. Every path also exists per tenant as /t/{tenant}/..., and for a request whose Host is a domain of a tenant. Errors always have the shape {\"error\": {\"code\", \"message\", \"fields\"}}."
-    ),
-    modifiers(&SecuritySchemes),
-    tags(
-        (name = "accounts", description = "Sign-up and the user's own account"),
-        (name = "sessions", description = "Log-in, log-out and sessions"),
-        (name = "operations", description = "Health and readiness"),
-        (name = "servers", description = "Credential checks for servers holding an API key"),
-        (name = "admin", description = "Users, roles, attributes, keys and the audit log, for servers holding an API key with the right scope"),
-        (name = "tenants", description = "Tenants, for operator keys"),
-    )
-)]
-struct ApiDoc;
-
-struct SecuritySchemes;
-
-impl Modify for SecuritySchemes {
-    fn modify(&self, openapi: &mut OpenApiDoc) {
-        let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "bearer",
-            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
-        );
-        components.add_security_scheme(
-            "api_key",
-            SecurityScheme::Http(
-                HttpBuilder::new()
-                    .scheme(HttpAuthScheme::Bearer)
-                    .description(Some("An API key, pck_..., with the scope the endpoint names"))
-                    .build(),
-            ),
-        );
-        components.add_security_scheme(
-            "cookie",
-            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::new("portcullis_session"))),
-        );
-    }
-}
-
-/// Process is up.
-#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, body = StatusResponse)))]
-async fn healthz() -> Json<StatusResponse> {
-    Json(StatusResponse { status: "ok" })
-}
-
-/// Database is reachable.
-#[utoipa::path(
-    get, path = "/readyz", tag = "operations",
-    responses((status = 200, body = StatusResponse), (status = 503, description = "Database unreachable", body = ErrorBody))
-)]
-async fn readyz(State(st): State<AppState>) -> Result<Json<StatusResponse>, ApiError> {
-    st.core.ready().await?;
-    Ok(Json(StatusResponse { status: "ready" }))
-}
-
-/// The routes and their OpenAPI document, before middleware.
-pub fn routes() -> (Router<AppState>, OpenApiDoc) {
-    OpenApiRouter::with_openapi(ApiDoc::openapi())
-        .routes(routes!(healthz))
-        .routes(routes!(readyz))
-        .nest("/v1", native::routes())
-        .nest("/v1/admin", admin::routes())
-        .split_for_parts()
-}
-
-/// The complete application: every route with its middleware, ready to serve.
+/// The complete application: every surface with its layers, ready to serve.
 pub fn app(core: Arc<Core>, config: HttpConfig) -> Router {
-    let (router, doc) = routes();
-    let doc = Arc::new(doc);
+    app_with(core, config, |_| Vec::new())
+}
+
+/// The application with more surfaces, mounted by `extra` on the shared state.
+pub fn app_with(core: Arc<Core>, config: HttpConfig, extra: impl FnOnce(&AppState) -> Vec<MountedSurface>) -> Router {
     let max_body = config.max_body_bytes;
     let state = AppState { core, config: Arc::new(config) };
+    let (native, admin, ops, doc) = routes();
+    let json = |prefixes: &[&str], tenants: bool, csrf: bool, routes: Router<AppState>| {
+        let m = Mount { prefixes: prefixes.iter().map(|p| (*p).to_owned()).collect(), tenants, csrf };
+        mount::<native::error::JsonApi>(m, routes, &state)
+    };
+    let mut surfaces = Surfaces::new(json(&["/v1"], true, true, native));
+    surfaces.add(json(&["/v1/admin"], true, true, admin));
+    surfaces.add(json(&native::ops::PATHS, false, false, native::ops::openapi_route(ops, doc)));
+    for s in extra(&state) {
+        surfaces.add(s);
+    }
     let request_id = HeaderName::from_static("x-request-id");
-    let routed = router
-        .route(
-            "/openapi.json",
-            axum::routing::get(move || {
-                let doc = doc.clone();
-                async move { Json(doc.as_ref().clone()) }
-            }),
-        )
-        .fallback(|| async { ApiError::not_found() })
-        .method_not_allowed_fallback(|| async {
-            ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "This method is not allowed here.")
-        })
-        .with_state(state.clone())
-        .layer(axum::middleware::from_fn_with_state(state, tenant::resolve))
-        .layer(axum::middleware::from_fn(csrf::guard))
-        .layer(DefaultBodyLimit::max(max_body))
+    let service = ServiceBuilder::new()
+        .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuid))
+        .layer(PropagateRequestIdLayer::new(request_id))
         .layer(SetResponseHeaderLayer::overriding(header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
         .layer(SetResponseHeaderLayer::overriding(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")))
-        .layer(CatchPanicLayer::custom(|_| {
-            tracing::error!("a request handler panicked");
-            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", "Something went wrong on our side.")
-                .into_response()
-        }))
-        .layer(
-            TraceLayer::new_for_http()
-                .make_span_with(|req: &Request| {
-                    // The matched route, never the raw URI: a URI may carry a secret.
-                    let route = req.extensions().get::<MatchedPath>().map(MatchedPath::as_str).unwrap_or("unmatched");
-                    let id =
-                        req.extensions().get::<RequestId>().and_then(|r| r.header_value().to_str().ok()).unwrap_or("-");
-                    tracing::info_span!("request", method = %req.method(), route, request_id = id)
-                })
-                .on_request(())
-                .on_response(|res: &Response, latency: Duration, _: &tracing::Span| {
-                    tracing::debug!(status = res.status().as_u16(), latency_us = latency.as_micros() as u64, "served");
-                })
-                .on_failure(()),
-        )
-        .layer(PropagateRequestIdLayer::new(request_id.clone()))
-        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid));
-    // `/t/{slug}/...` is stripped before routing, so every route also exists per tenant.
-    Router::new().fallback_service(tenant::StripTenant::new(routed))
+        .layer(DefaultBodyLimit::max(max_body))
+        // `/t/{slug}/...` is stripped before dispatch, so every route also exists per tenant.
+        .service(shared::tenant::StripTenant::new(surfaces));
+    Router::new().fallback_service(service)
 }

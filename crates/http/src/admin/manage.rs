@@ -5,14 +5,14 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use portcullis_core::audit::Actor;
 use portcullis_core::keys::CreateApiKeyCommand;
 use portcullis_core::model::{
     ApiKey, AttributeDefinition, AttributeKind, AuditEvent, Role, Scope, Tenant, TenantPolicy,
 };
+use portcullis_core::settings::DefineAttribute;
 use portcullis_core::store::{AuditQuery, TenantUpdate};
 use portcullis_core::tenants::CreateTenantCommand;
-use portcullis_core::{ApiKeyId, AttributeId, AuditEventId, CoreError, FieldErrors, RoleId, Timestamp, UserId};
+use portcullis_core::{ApiKeyId, AttributeId, AuditEventId, CoreError, Field, FieldErrors, RoleId, Timestamp, UserId};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use utoipa::ToSchema;
@@ -20,9 +20,9 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::{int_param, path_id, time_param};
-use crate::AppState;
-use crate::error::{ApiError, ErrorBody};
-use crate::extract::{JsonBody, KeyAuth, QueryParams};
+use crate::native::error::{ApiError, ErrorBody};
+use crate::native::extract::{JsonBody, KeyAuth, QueryParams};
+use crate::shared::AppState;
 
 pub(super) fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -76,8 +76,7 @@ pub struct CreateRoleRequest {
     responses((status = 200, body = RolesResponse), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
     security(("api_key" = [])))]
 async fn list_roles(State(st): State<AppState>, key: KeyAuth) -> Result<Json<RolesResponse>, ApiError> {
-    key.require(Scope::UsersRead)?;
-    let roles = st.core.list_roles(key.tenant).await?;
+    let roles = st.core.list_roles(&key.caller, key.tenant).await?;
     Ok(Json(RolesResponse { roles: roles.iter().map(RoleBody::from).collect() }))
 }
 
@@ -90,9 +89,7 @@ async fn create_role(
     key: KeyAuth,
     JsonBody(req): JsonBody<CreateRoleRequest>,
 ) -> Result<Response, ApiError> {
-    key.require(Scope::TenantAdmin)?;
-    let role =
-        st.core.admin_create_role(key.tenant, &req.name, req.description.as_deref(), key.actor(), &key.client).await?;
+    let role = st.core.create_role(&key.caller, key.tenant, &req.name, req.description.as_deref()).await?;
     Ok((StatusCode::CREATED, Json(RoleBody::from(&role))).into_response())
 }
 
@@ -101,8 +98,7 @@ async fn create_role(
     responses((status = 204, description = "Deleted"), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)),
     security(("api_key" = [])))]
 async fn delete_role(State(st): State<AppState>, key: KeyAuth, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
-    key.require(Scope::TenantAdmin)?;
-    st.core.delete_role(key.tenant, RoleId(path_id(&id)?), key.actor(), &key.client).await?;
+    st.core.delete_role(&key.caller, key.tenant, RoleId(path_id(&id)?)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -160,8 +156,7 @@ pub struct CreateAttributeRequest {
     responses((status = 200, body = AttributesResponse), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
     security(("api_key" = [])))]
 async fn list_attributes(State(st): State<AppState>, key: KeyAuth) -> Result<Json<AttributesResponse>, ApiError> {
-    key.require(Scope::UsersRead)?;
-    let defs = st.core.list_attributes(key.tenant).await?;
+    let defs = st.core.list_attributes(&key.caller, key.tenant).await?;
     Ok(Json(AttributesResponse { attributes: defs.iter().map(AttributeBody::from).collect() }))
 }
 
@@ -174,18 +169,10 @@ async fn create_attribute(
     key: KeyAuth,
     JsonBody(req): JsonBody<CreateAttributeRequest>,
 ) -> Result<Response, ApiError> {
-    key.require(Scope::TenantAdmin)?;
     let kind = AttributeKind::parse(&req.kind)
-        .ok_or_else(|| CoreError::field("kind", "must be string, integer, number, boolean or date"))?;
-    let d = st
-        .core
-        .admin_define_attribute(
-            key.tenant,
-            (&req.name, kind, req.required, req.user_editable),
-            key.actor(),
-            &key.client,
-        )
-        .await?;
+        .ok_or_else(|| CoreError::field(Field::Param("kind"), "must be string, integer, number, boolean or date"))?;
+    let def = DefineAttribute { name: req.name, kind, required: req.required, user_editable: req.user_editable };
+    let d = st.core.define_attribute(&key.caller, key.tenant, def).await?;
     Ok((StatusCode::CREATED, Json(AttributeBody::from(&d))).into_response())
 }
 
@@ -209,12 +196,8 @@ async fn update_attribute(
     Path(id): Path<String>,
     JsonBody(req): JsonBody<UpdateAttributeRequest>,
 ) -> Result<Json<AttributeBody>, ApiError> {
-    key.require(Scope::TenantAdmin)?;
     let id = AttributeId(path_id(&id)?);
-    let d = st
-        .core
-        .admin_update_attribute(key.tenant, id, req.required, req.user_editable, key.actor(), &key.client)
-        .await?;
+    let d = st.core.update_attribute(&key.caller, key.tenant, id, req.required, req.user_editable).await?;
     Ok(Json(AttributeBody::from(&d)))
 }
 
@@ -227,8 +210,7 @@ async fn delete_attribute(
     key: KeyAuth,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    key.require(Scope::TenantAdmin)?;
-    st.core.delete_attribute(key.tenant, AttributeId(path_id(&id)?), key.actor(), &key.client).await?;
+    st.core.delete_attribute(&key.caller, key.tenant, AttributeId(path_id(&id)?)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -298,8 +280,7 @@ pub struct CreatedKey {
     responses((status = 200, body = KeysResponse), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
     security(("api_key" = [])))]
 async fn list_keys(State(st): State<AppState>, key: KeyAuth) -> Result<Json<KeysResponse>, ApiError> {
-    key.require(Scope::TenantAdmin)?;
-    let keys = st.core.list_api_keys(Some(key.tenant)).await?;
+    let keys = st.core.list_api_keys(&key.caller, Some(key.tenant)).await?;
     Ok(Json(KeysResponse { keys: keys.iter().map(KeyBody::from).collect() }))
 }
 
@@ -312,19 +293,21 @@ async fn create_key(
     key: KeyAuth,
     JsonBody(req): JsonBody<CreateKeyRequest>,
 ) -> Result<Response, ApiError> {
-    key.require(Scope::TenantAdmin)?;
     let mut errors = FieldErrors::new();
     let mut scopes = Vec::new();
     for s in &req.scopes {
         match Scope::parse(s) {
             Some(sc) => scopes.push(sc),
-            None => errors.add("scopes", "unknown scope (credentials:verify, users:read, users:manage, tenant:admin)"),
+            None => errors.add(
+                Field::Param("scopes"),
+                "unknown scope (credentials:verify, users:read, users:manage, tenant:admin)",
+            ),
         }
     }
     let expires_at = time_param("expires_at", req.expires_at.as_deref(), &mut errors);
     errors.into_result()?;
     let cmd = CreateApiKeyCommand { tenant: Some(key.tenant), name: req.name, scopes, expires_at };
-    let issued = st.core.create_api_key_as(&key.caller, cmd, &key.client).await?;
+    let issued = st.core.create_api_key(&key.caller, cmd).await?;
     let body = CreatedKey { key: issued.key.expose().to_owned(), record: KeyBody::from(&issued.record) };
     Ok((StatusCode::CREATED, Json(body)).into_response())
 }
@@ -334,8 +317,7 @@ async fn create_key(
     responses((status = 204, description = "Revoked"), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)),
     security(("api_key" = [])))]
 async fn revoke_key(State(st): State<AppState>, key: KeyAuth, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
-    key.require(Scope::TenantAdmin)?;
-    st.core.revoke_api_key(Some(key.tenant), ApiKeyId(path_id(&id)?), key.actor(), &key.client).await?;
+    st.core.revoke_api_key(&key.caller, Some(key.tenant), ApiKeyId(path_id(&id)?)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -392,7 +374,6 @@ async fn audit_log(
     key: KeyAuth,
     QueryParams(p): QueryParams<AuditParams>,
 ) -> Result<Json<AuditPage>, ApiError> {
-    key.require(Scope::TenantAdmin)?;
     let mut errors = FieldErrors::new();
     let q = AuditQuery {
         tenant_id: Some(key.tenant),
@@ -406,7 +387,7 @@ async fn audit_log(
     };
     errors.into_result()?;
     let limit = q.limit as usize;
-    let events = st.core.audit_events(q).await?;
+    let events = st.core.audit_events(&key.caller, q).await?;
     let next = if events.len() == limit { events.last().map(|e| e.id.0) } else { None };
     Ok(Json(AuditPage { events: events.iter().map(audit_json).collect(), next }))
 }
@@ -428,8 +409,7 @@ pub struct SchemesResponse {
     responses((status = 200, body = SchemesResponse), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
     security(("api_key" = [])))]
 async fn password_schemes(State(st): State<AppState>, key: KeyAuth) -> Result<Json<SchemesResponse>, ApiError> {
-    key.require(Scope::TenantAdmin)?;
-    let report = st.core.password_scheme_report(key.tenant).await?;
+    let report = st.core.password_scheme_report(&key.caller, key.tenant).await?;
     let legacy = report.iter().filter(|(k, _)| k != "argon2id" && k != "none").map(|(_, n)| n).sum();
     let schemes = report.into_iter().map(|(k, n)| (k, json!(n))).collect();
     Ok(Json(SchemesResponse { schemes, legacy }))
@@ -507,18 +487,12 @@ pub struct UpdateTenantRequest {
     disabled: Option<bool>,
 }
 
-fn operator(key: &KeyAuth) -> Result<Actor, ApiError> {
-    key.caller.require_scope(Scope::Operator)?;
-    Ok(key.actor())
-}
-
 /// List every tenant (operator key).
 #[utoipa::path(get, path = "/tenants", tag = "tenants",
     responses((status = 200, body = TenantsResponse), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
     security(("api_key" = [])))]
 async fn list_tenants(State(st): State<AppState>, key: KeyAuth) -> Result<Json<TenantsResponse>, ApiError> {
-    operator(&key)?;
-    let all = st.core.list_tenants().await?;
+    let all = st.core.list_tenants(&key.caller).await?;
     Ok(Json(TenantsResponse { tenants: all.iter().map(TenantBody::from).collect() }))
 }
 
@@ -531,9 +505,8 @@ async fn create_tenant(
     key: KeyAuth,
     JsonBody(req): JsonBody<CreateTenantRequest>,
 ) -> Result<Response, ApiError> {
-    let actor = operator(&key)?;
     let cmd = CreateTenantCommand { slug: req.slug, name: req.name, domains: req.domains, policy: req.policy };
-    let t = st.core.create_tenant(cmd, actor, &key.client).await?;
+    let t = st.core.create_tenant(&key.caller, cmd).await?;
     Ok((StatusCode::CREATED, Json(TenantBody::from(&t))).into_response())
 }
 
@@ -546,8 +519,7 @@ async fn get_tenant(
     key: KeyAuth,
     Path(slug): Path<String>,
 ) -> Result<Json<TenantBody>, ApiError> {
-    operator(&key)?;
-    Ok(Json(TenantBody::from(&st.core.find_tenant(&slug).await?)))
+    Ok(Json(TenantBody::from(&st.core.find_tenant(&key.caller, &slug).await?)))
 }
 
 /// Change or disable a tenant (operator key).
@@ -560,9 +532,8 @@ async fn update_tenant(
     Path(slug): Path<String>,
     JsonBody(req): JsonBody<UpdateTenantRequest>,
 ) -> Result<Json<TenantBody>, ApiError> {
-    let actor = operator(&key)?;
-    let t = st.core.find_tenant(&slug).await?;
+    let t = st.core.find_tenant(&key.caller, &slug).await?;
     let u = TenantUpdate { name: req.name, domains: req.domains, policy: req.policy, disabled: req.disabled };
-    let t = st.core.update_tenant(t.id, u, actor, &key.client).await?;
+    let t = st.core.update_tenant(&key.caller, t.id, u).await?;
     Ok(Json(TenantBody::from(&t)))
 }

@@ -1,7 +1,9 @@
 //! The admin API (`/v1/admin`, and per tenant `/t/{tenant}/v1/admin`), for servers holding an
-//! API key. Each handler names the scope it needs, checks it against the key and the request's
-//! tenant, calls one core operation and maps the answer. A key of another tenant is refused
-//! like an unknown key (401); a key without the scope gets 403.
+//! API key. It speaks the native JSON shape (its errors are [`ApiError`], its rejections
+//! [`JsonApi`](crate::native::error::JsonApi)). Each handler authenticates the key, calls one
+//! core operation *as that key*, and maps the answer: which scope an operation needs, in which
+//! tenant, is the core's to decide (a key of another tenant gets 401 like an unknown key; a key
+//! without the scope, 403).
 
 mod manage;
 
@@ -9,20 +11,21 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use portcullis_core::admin::{AdminUserInput, ListUsers};
-use portcullis_core::auth::identifier_from_fields;
-use portcullis_core::model::{Scope, UserStatus};
-use portcullis_core::{CoreError, FieldErrors, Timestamp, UserId};
+use portcullis_core::admin::ListUsers;
+use portcullis_core::login::identifier_from_fields;
+use portcullis_core::model::UserStatus;
+use portcullis_core::{CoreError, Field, FieldErrors, Timestamp, UserId};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::AppState;
-use crate::error::{ApiError, ErrorBody};
-use crate::extract::{JsonBody, KeyAuth, QueryParams};
+use crate::native::account_with;
 use crate::native::dto::{MeResponse, user_json};
+use crate::native::error::{ApiError, ErrorBody};
+use crate::native::extract::{JsonBody, KeyAuth, QueryParams};
+use crate::shared::AppState;
 
 /// The admin routes, relative to `/v1/admin`.
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -42,25 +45,40 @@ pub(crate) fn path_id(raw: &str) -> Result<i64, ApiError> {
     raw.parse::<i64>().ok().filter(|i| *i > 0).ok_or_else(ApiError::not_found)
 }
 
+/// An error of the core with a parameter renamed to this API's name for it.
+pub(crate) fn rename_param(e: CoreError, core_name: &'static str, wire_name: &'static str) -> CoreError {
+    match e {
+        CoreError::Validation(fields) => {
+            let mut renamed = FieldErrors::new();
+            for (f, m) in fields.iter() {
+                let f = if *f == Field::Param(core_name) { Field::Param(wire_name) } else { f.clone() };
+                renamed.add(f, m);
+            }
+            CoreError::Validation(renamed)
+        }
+        other => other,
+    }
+}
+
 /// Parses an RFC 3339 time parameter.
-pub(crate) fn time_param(name: &str, raw: Option<&str>, errors: &mut FieldErrors) -> Option<Timestamp> {
+pub(crate) fn time_param(name: &'static str, raw: Option<&str>, errors: &mut FieldErrors) -> Option<Timestamp> {
     let raw = raw?.trim();
     match time::OffsetDateTime::parse(raw, &time::format_description::well_known::Rfc3339) {
         Ok(t) => Some(Timestamp::from_unix_micros((t.unix_timestamp_nanos() / 1000) as i64)),
         Err(_) => {
-            errors.add(name, "must be an RFC 3339 time, e.g. 2026-01-31T12:00:00Z");
+            errors.add(Field::Param(name), "must be an RFC 3339 time, e.g. 2026-01-31T12:00:00Z");
             None
         }
     }
 }
 
 /// Parses a positive integer parameter.
-pub(crate) fn int_param(name: &str, raw: Option<&str>, errors: &mut FieldErrors) -> Option<i64> {
+pub(crate) fn int_param(name: &'static str, raw: Option<&str>, errors: &mut FieldErrors) -> Option<i64> {
     let raw = raw?.trim();
     match raw.parse::<i64>() {
         Ok(v) if v > 0 => Some(v),
         _ => {
-            errors.add(name, "must be a positive whole number");
+            errors.add(Field::Param(name), "must be a positive whole number");
             None
         }
     }
@@ -108,12 +126,11 @@ async fn list_users(
     key: KeyAuth,
     QueryParams(p): QueryParams<ListUsersParams>,
 ) -> Result<Json<UsersPage>, ApiError> {
-    key.require(Scope::UsersRead)?;
     let mut errors = FieldErrors::new();
     let status = p.status.as_deref().and_then(|s| {
         let st = UserStatus::parse(s);
         if st.is_none() {
-            errors.add("status", "must be active, pending or disabled");
+            errors.add(Field::Status, "must be active, pending or disabled");
         }
         st
     });
@@ -124,7 +141,8 @@ async fn list_users(
     errors.into_result()?;
     let limit = u32::try_from(limit).unwrap_or(u32::MAX);
     let f = ListUsers { search: p.q, status, role: p.role, created_after, created_before, after, limit };
-    let users = st.core.admin_list_users(key.tenant, f).await?;
+    // The core calls the search text `search`; this API calls it `q`.
+    let users = st.core.list_users(&key.caller, key.tenant, f).await.map_err(|e| rename_param(e, "search", "q"))?;
     let next = if users.len() == limit as usize { users.last().map(|u| u.id.0) } else { None };
     Ok(Json(UsersPage { users: users.iter().map(user_json).collect(), next }))
 }
@@ -142,9 +160,8 @@ async fn create_user(
     key: KeyAuth,
     JsonBody(fields): JsonBody<Map<String, Value>>,
 ) -> Result<Response, ApiError> {
-    key.require(Scope::UsersManage)?;
-    let input = AdminUserInput::from_json(fields)?;
-    let user = st.core.admin_create_user(key.tenant, input, key.actor(), &key.client).await?;
+    let (account, [password]) = account_with(fields, [Field::Password]);
+    let user = st.core.create_user(&key.caller, key.tenant, account, password).await?;
     Ok((StatusCode::CREATED, Json(MeResponse { user: user_json(&user) })).into_response())
 }
 
@@ -181,11 +198,10 @@ async fn user_exists(
     key: KeyAuth,
     QueryParams(p): QueryParams<ExistsParams>,
 ) -> Result<Json<ExistsResponse>, ApiError> {
-    key.require(Scope::UsersRead)?;
     let login =
         identifier_from_fields(p.login.as_deref(), p.username.as_deref(), p.email.as_deref(), p.phone.as_deref())
-            .map_err(|m| CoreError::field("login", m))?;
-    let exists = st.core.identifier_exists(key.tenant, &login).await?;
+            .map_err(|m| CoreError::field(Field::Login, m))?;
+    let exists = st.core.identifier_exists(&key.caller, key.tenant, &login).await?;
     Ok(Json(ExistsResponse { exists }))
 }
 
@@ -200,8 +216,7 @@ async fn get_user(
     key: KeyAuth,
     Path(id): Path<String>,
 ) -> Result<Json<MeResponse>, ApiError> {
-    key.require(Scope::UsersRead)?;
-    let user = st.core.admin_user(key.tenant, UserId(path_id(&id)?)).await?;
+    let user = st.core.user(&key.caller, key.tenant, UserId(path_id(&id)?)).await?;
     Ok(Json(MeResponse { user: user_json(&user) }))
 }
 
@@ -219,10 +234,9 @@ async fn update_user(
     Path(id): Path<String>,
     JsonBody(fields): JsonBody<Map<String, Value>>,
 ) -> Result<Json<MeResponse>, ApiError> {
-    key.require(Scope::UsersManage)?;
     let id = UserId(path_id(&id)?);
-    let input = AdminUserInput::from_json(fields)?;
-    let user = st.core.admin_update_user(key.tenant, id, input, key.actor(), &key.client).await?;
+    let (account, [password]) = account_with(fields, [Field::Password]);
+    let user = st.core.update_user(&key.caller, key.tenant, id, account, password).await?;
     Ok(Json(MeResponse { user: user_json(&user) }))
 }
 
@@ -233,8 +247,7 @@ async fn update_user(
     security(("api_key" = []))
 )]
 async fn delete_user(State(st): State<AppState>, key: KeyAuth, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
-    key.require(Scope::UsersManage)?;
-    st.core.admin_delete_user(key.tenant, UserId(path_id(&id)?), key.actor(), &key.client).await?;
+    st.core.delete_user(&key.caller, key.tenant, UserId(path_id(&id)?)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -249,8 +262,7 @@ async fn disable_user(
     key: KeyAuth,
     Path(id): Path<String>,
 ) -> Result<Json<MeResponse>, ApiError> {
-    key.require(Scope::UsersManage)?;
-    let user = st.core.admin_set_disabled(key.tenant, UserId(path_id(&id)?), true, key.actor(), &key.client).await?;
+    let user = st.core.set_user_disabled(&key.caller, key.tenant, UserId(path_id(&id)?), true).await?;
     Ok(Json(MeResponse { user: user_json(&user) }))
 }
 
@@ -265,8 +277,7 @@ async fn enable_user(
     key: KeyAuth,
     Path(id): Path<String>,
 ) -> Result<Json<MeResponse>, ApiError> {
-    key.require(Scope::UsersManage)?;
-    let user = st.core.admin_set_disabled(key.tenant, UserId(path_id(&id)?), false, key.actor(), &key.client).await?;
+    let user = st.core.set_user_disabled(&key.caller, key.tenant, UserId(path_id(&id)?), false).await?;
     Ok(Json(MeResponse { user: user_json(&user) }))
 }
 
@@ -288,8 +299,7 @@ async fn end_user_sessions(
     key: KeyAuth,
     Path(id): Path<String>,
 ) -> Result<Json<SessionsEnded>, ApiError> {
-    key.require(Scope::UsersManage)?;
-    let n = st.core.admin_end_sessions(key.tenant, UserId(path_id(&id)?), key.actor(), &key.client).await?;
+    let n = st.core.end_user_sessions(&key.caller, key.tenant, UserId(path_id(&id)?)).await?;
     Ok(Json(SessionsEnded { sessions_ended: n }))
 }
 
@@ -315,8 +325,7 @@ async fn issue_login_token(
     key: KeyAuth,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    key.require(Scope::UsersManage)?;
-    let t = st.core.issue_login_token(key.tenant, UserId(path_id(&id)?), key.actor(), &key.client).await?;
+    let t = st.core.issue_login_token(&key.caller, key.tenant, UserId(path_id(&id)?)).await?;
     let body = LoginTokenResponse { token: t.token.expose().to_owned(), expires_at: t.expires_at };
     Ok((StatusCode::CREATED, Json(body)).into_response())
 }

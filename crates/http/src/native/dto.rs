@@ -4,7 +4,8 @@
 
 use std::borrow::Cow;
 
-use portcullis_core::auth::IssuedSession;
+use portcullis_core::Field;
+use portcullis_core::login::{IssuedSession, LoginCommand, SecondFactorRequired, VerifyCredentials};
 use portcullis_core::model::{Session, User};
 use portcullis_core::profile::{TextField, TextKind};
 use portcullis_core::{Password, Timestamp};
@@ -284,6 +285,23 @@ impl From<&IssuedSession> for IssuedSessionBody {
     }
 }
 
+/// The step a second factor needs: sent with `second_factor_required`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SecondFactorBody {
+    /// Present it with the code; it works once, for a few minutes.
+    pub step_token: String,
+    /// When it stops working.
+    #[schema(value_type = String, format = DateTime)]
+    pub expires_at: Timestamp,
+}
+
+impl SecondFactorBody {
+    /// The wire form of a second-factor step.
+    pub fn new(s: &SecondFactorRequired) -> Self {
+        Self { step_token: s.step_token.expose().to_owned(), expires_at: s.expires_at }
+    }
+}
+
 /// Answer of sign-up and log-in.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AuthResponse {
@@ -411,15 +429,14 @@ pub struct VerifyRequest {
 
 impl VerifyRequest {
     /// The core command, and whether to return the profile.
-    pub fn into_command(self) -> Result<(portcullis_core::auth::VerifyCredentials, bool), crate::error::ApiError> {
+    pub fn into_command(self) -> Result<(VerifyCredentials, bool), super::error::ApiError> {
         let ip = match self.client_ip.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
-            Some(s) => Some(
-                s.parse()
-                    .map_err(|_| portcullis_core::CoreError::field("client_ip", "must be an IPv4 or IPv6 address"))?,
-            ),
+            Some(s) => Some(s.parse().map_err(|_| {
+                portcullis_core::CoreError::field(Field::Param("client_ip"), "must be an IPv4 or IPv6 address")
+            })?),
             None => None,
         };
-        let login = portcullis_core::auth::LoginCommand::from_fields(
+        let login = LoginCommand::from_fields(
             self.login.as_deref(),
             self.username.as_deref(),
             self.email.as_deref(),
@@ -427,10 +444,7 @@ impl VerifyRequest {
             self.password,
         )?;
         let end_user = portcullis_core::ClientInfo { ip, user_agent: self.user_agent };
-        Ok((
-            portcullis_core::auth::VerifyCredentials { login, open_session: self.open_session, end_user },
-            self.return_user,
-        ))
+        Ok((VerifyCredentials { login, open_session: self.open_session, end_user }, self.return_user))
     }
 }
 

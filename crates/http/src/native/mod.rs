@@ -1,27 +1,79 @@
 //! The native JSON API (`/v1`). Handlers are thin: extract, call one core operation, map the
-//! result. Every error leaves through [`ApiError`].
+//! result. Every error leaves through [`ApiError`]; the shared layer's rejections through
+//! [`error::JsonApi`], in the same shape.
 
 pub mod dto;
+pub mod error;
+pub mod extract;
+pub mod ops;
 
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use portcullis_core::accounts::SignupCommand;
-use portcullis_core::auth::{IssuedSession, LoginCommand};
-use portcullis_core::{FieldErrors, Password, SessionId};
+use portcullis_core::login::{IssuedSession, LoginCommand, LoginOutcome, SecondFactorRequired};
+use portcullis_core::{AccountInput, CoreError, Field, Password, SessionId};
 use serde_json::{Map, Value};
+use utoipa::openapi::OpenApi as OpenApiDoc;
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use self::dto::{
     AuthResponse, ChangePasswordRequest, DeleteMeRequest, IssuedSessionBody, LoginRequest, LoginTokenRequest,
-    LogoutAllResponse, MeResponse, ProfilePatchBody, SessionBody, SessionResponse, SessionsResponse, SignupBody,
-    VerifyRequest, VerifyResponse, user_json,
+    LogoutAllResponse, MeResponse, ProfilePatchBody, SecondFactorBody, SessionBody, SessionResponse, SessionsResponse,
+    SignupBody, VerifyRequest, VerifyResponse, user_json,
 };
-use crate::error::{ApiError, ErrorBody};
-use crate::extract::{Authenticated, Client, CurrentTenant, JsonBody, KeyAuth};
-use crate::{AppState, CookieSecure};
+use self::error::{ApiError, ErrorBody};
+use self::extract::{Authenticated, JsonBody, KeyAuth};
+use crate::shared::{AppState, Client, CookieSecure, CurrentTenant};
+
+/// The API description: every path of the native and admin APIs and the probes.
+#[derive(Debug, OpenApi)]
+#[openapi(
+    info(
+        title = "Portcullis native API",
+        description = "Accounts, passwords and sessions. Every path also exists per tenant as /t/{tenant}/..., and for a request whose Host is a domain of a tenant. Errors always have the shape {\"error\": {\"code\", \"message\", \"fields\"}}."
+    ),
+    modifiers(&SecuritySchemes),
+    tags(
+        (name = "accounts", description = "Sign-up and the user's own account"),
+        (name = "sessions", description = "Log-in, log-out and sessions"),
+        (name = "operations", description = "Health and readiness"),
+        (name = "servers", description = "Credential checks for servers holding an API key"),
+        (name = "admin", description = "Users, roles, attributes, keys and the audit log, for servers holding an API key with the right scope"),
+        (name = "tenants", description = "Tenants, for operator keys"),
+    )
+)]
+pub struct ApiDoc;
+
+#[derive(Debug)]
+struct SecuritySchemes;
+
+impl Modify for SecuritySchemes {
+    fn modify(&self, openapi: &mut OpenApiDoc) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+        components.add_security_scheme(
+            "api_key",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("An API key, pck_..., with the scope the endpoint names"))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "cookie",
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::new("portcullis_session"))),
+        );
+    }
+}
 
 /// The routes of the native API, relative to `/v1`.
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -39,15 +91,26 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(verify_credentials))
 }
 
-fn take_password(fields: &mut Map<String, Value>, name: &str, errors: &mut FieldErrors) -> Option<Password> {
-    match fields.remove(name) {
+/// The account fields of a JSON object in the native names, after taking out the password
+/// fields named; a password of the wrong type is reported with every other problem.
+pub(crate) fn account_with<const N: usize>(
+    mut fields: Map<String, Value>,
+    passwords: [Field; N],
+) -> (AccountInput, [Option<Password>; N]) {
+    let mut wrong = Vec::new();
+    let taken = passwords.map(|f| match fields.remove(&f.name()) {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) => Some(Password::new(s)),
         Some(_) => {
-            errors.add(name, "has the wrong type");
+            wrong.push(f);
             None
         }
+    });
+    let mut account = AccountInput::from_json(fields);
+    for f in wrong {
+        account.reject(f, "has the wrong type");
     }
+    (account, taken)
 }
 
 /// Sign up and log in.
@@ -66,13 +129,11 @@ async fn signup(
     State(st): State<AppState>,
     CurrentTenant(tenant): CurrentTenant,
     client: Client,
-    JsonBody(mut fields): JsonBody<Map<String, Value>>,
+    JsonBody(fields): JsonBody<Map<String, Value>>,
 ) -> Result<Response, ApiError> {
-    let mut errors = FieldErrors::new();
-    let password = take_password(&mut fields, "password", &mut errors);
-    let password_confirmation = take_password(&mut fields, "password_confirmation", &mut errors);
-    errors.into_result()?;
-    let out = st.core.signup(tenant, SignupCommand { fields, password, password_confirmation }, &client.info).await?;
+    let (account, [password, password_confirmation]) =
+        account_with(fields, [Field::Password, Field::PasswordConfirmation]);
+    let out = st.core.signup(tenant, SignupCommand { account, password, password_confirmation }, &client.info).await?;
     let body = AuthResponse { user: user_json(&out.user), session: out.session.as_ref().map(IssuedSessionBody::from) };
     let mut res = (StatusCode::CREATED, Json(body)).into_response();
     res.headers_mut().insert(header::LOCATION, HeaderValue::from_static("/v1/me"));
@@ -108,16 +169,35 @@ async fn login(
         req.phone.as_deref(),
         req.password,
     )?;
-    let (user, session) = st.core.login(tenant, cmd, &client.info).await?;
-    Ok(logged_in(&st, &client, &user, &session))
+    let out = st.core.login(tenant, cmd, &client.info).await?;
+    Ok(logged_in(&st, &client, out))
 }
 
-/// The answer to a successful log-in: the user and the new session, also set as a cookie.
-fn logged_in(st: &AppState, client: &Client, user: &portcullis_core::model::User, session: &IssuedSession) -> Response {
-    let body = AuthResponse { user: user_json(user), session: Some(IssuedSessionBody::from(session)) };
-    let mut res = Json(body).into_response();
-    set_session_cookie(st, client, &mut res, Some(session));
-    res
+/// The answer to a proven credential: the user and the new session, also set as a cookie; or
+/// the step a second factor needs.
+fn logged_in(st: &AppState, client: &Client, outcome: LoginOutcome) -> Response {
+    match outcome {
+        LoginOutcome::LoggedIn { user, session } => {
+            let body = AuthResponse { user: user_json(&user), session: Some(IssuedSessionBody::from(&session)) };
+            let mut res = Json(body).into_response();
+            set_session_cookie(st, client, &mut res, Some(&session));
+            res
+        }
+        LoginOutcome::SecondFactorRequired(step) => second_factor_required(&step),
+    }
+}
+
+/// 401 `second_factor_required`, in the error shape, with the step token that the follow-up
+/// presents with a code.
+fn second_factor_required(step: &SecondFactorRequired) -> Response {
+    let body = serde_json::json!({
+        "error": {
+            "code": "second_factor_required",
+            "message": "The password is right; this account needs a second factor to log in.",
+        },
+        "second_factor": SecondFactorBody::new(step),
+    });
+    (StatusCode::UNAUTHORIZED, Json(body)).into_response()
 }
 
 /// Exchange a one-time log-in token (issued through the admin API) for a session. The token
@@ -138,8 +218,8 @@ async fn login_with_token(
     JsonBody(req): JsonBody<LoginTokenRequest>,
 ) -> Result<Response, ApiError> {
     let token = portcullis_core::Token::from_client(req.token);
-    let (user, session) = st.core.login_with_token(tenant, &token, &client.info).await?;
-    Ok(logged_in(&st, &client, &user, &session))
+    let out = st.core.login_with_token(tenant, &token, &client.info).await?;
+    Ok(logged_in(&st, &client, out))
 }
 
 /// Check a user's login and password, for servers (API key with `credentials:verify`).
@@ -163,29 +243,22 @@ async fn verify_credentials(
     key: KeyAuth,
     JsonBody(req): JsonBody<VerifyRequest>,
 ) -> Result<Json<VerifyResponse>, ApiError> {
-    key.require(portcullis_core::model::Scope::CredentialsVerify)?;
-    let (mut cmd, return_user) = req.into_command()?;
-    // Without the end user's address, limit per calling server rather than not at all.
-    if cmd.end_user.ip.is_none() {
-        cmd.end_user.ip = key.client.ip;
-    }
-    match st.core.verify_credentials(key.tenant, cmd, &key.caller).await {
-        Ok((user, session)) => Ok(Json(VerifyResponse {
+    let (cmd, return_user) = req.into_command()?;
+    let invalid =
+        |reason| VerifyResponse { valid: false, reason: Some(reason), user_id: None, user: None, session: None };
+    match st.core.verify_credentials(&key.caller, key.tenant, cmd).await {
+        Ok(LoginOutcome::LoggedIn { user, session }) => Ok(Json(VerifyResponse {
             valid: true,
             reason: None,
             user_id: Some(user.id.0),
             user: return_user.then(|| user_json(&user)),
             session: session.as_ref().map(IssuedSessionBody::from),
         })),
-        Err(e) => {
-            let reason = match e {
-                portcullis_core::CoreError::InvalidCredentials => "invalid_credentials",
-                portcullis_core::CoreError::EmailNotVerified => "email_not_verified",
-                portcullis_core::CoreError::AccountDisabled => "account_disabled",
-                other => return Err(other.into()),
-            };
-            Ok(Json(VerifyResponse { valid: false, reason: Some(reason), user_id: None, user: None, session: None }))
-        }
+        Ok(LoginOutcome::SecondFactorRequired(_)) => Ok(Json(invalid("second_factor_required"))),
+        Err(CoreError::InvalidCredentials) => Ok(Json(invalid("invalid_credentials"))),
+        Err(CoreError::EmailNotVerified) => Ok(Json(invalid("email_not_verified"))),
+        Err(CoreError::AccountDisabled) => Ok(Json(invalid("account_disabled"))),
+        Err(other) => Err(other.into()),
     }
 }
 
@@ -284,7 +357,7 @@ async fn update_me(
     a: Authenticated,
     JsonBody(fields): JsonBody<Map<String, Value>>,
 ) -> Result<Json<MeResponse>, ApiError> {
-    let user = st.core.update_me(&a.auth, fields).await?;
+    let user = st.core.update_me(&a.auth, AccountInput::from_json(fields)).await?;
     Ok(Json(MeResponse { user: user_json(&user) }))
 }
 

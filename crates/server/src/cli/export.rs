@@ -12,7 +12,6 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 use portcullis::config::Config;
-use portcullis_core::CoreError;
 use serde_json::{Map, Value};
 
 use super::rows::{Format, export_cells, export_columns};
@@ -106,7 +105,7 @@ pub async fn run(config: &Config, args: ExportArgs) -> Result<(), Failure> {
         let tenant = any_tenant(core, &args.tenant).await?;
         let columns = match format {
             Format::Csv => {
-                let defs = core.stores().attributes.attribute_definitions(tenant.id).await.map_err(CoreError::from)?;
+                let defs = core.list_attributes(&super::operator(), tenant.id).await?;
                 export_columns(&defs.into_iter().map(|d| d.name).collect::<Vec<_>>())
             }
             Format::Jsonl => Vec::new(),
@@ -157,7 +156,7 @@ async fn write_all(
     let mut after = None;
     let mut n = 0u64;
     loop {
-        let (rows, last) = core.export_users(tenant, after, PAGE).await?;
+        let (rows, last) = core.export_users(&super::operator(), tenant, after, PAGE).await?;
         if rows.is_empty() {
             break;
         }

@@ -14,9 +14,8 @@ use std::path::PathBuf;
 
 use clap::Args;
 use portcullis::config::Config;
-use portcullis_core::audit::Actor;
 use portcullis_core::import::{ImportRow, MAX_BATCH};
-use portcullis_core::{ClientInfo, Core, TenantId};
+use portcullis_core::{Core, TenantId};
 use serde_json::{Value, json};
 
 use super::rows::{Format, Header};
@@ -169,7 +168,7 @@ impl Tally {
             return Ok(());
         }
         let last = batch.last().map_or(0, |r| r.line);
-        let outcomes = core.import_users(tenant, batch, Actor::Cli, &ClientInfo::default()).await.map_err(|e| {
+        let outcomes = core.import_users(&super::operator(), tenant, batch).await.map_err(|e| {
             let f = Failure::from(e);
             let done = if self.last_line == 0 {
                 "nothing was imported".to_owned()

@@ -3,10 +3,9 @@
 
 use clap::{ArgGroup, Args, Subcommand};
 use portcullis::config::Config;
-use portcullis_core::audit::Actor;
 use portcullis_core::keys::CreateApiKeyCommand;
 use portcullis_core::model::{ApiKey, Scope};
-use portcullis_core::{ApiKeyId, ClientInfo, Core, TenantId, Timestamp};
+use portcullis_core::{ApiKeyId, Core, TenantId, Timestamp};
 use serde_json::{Map, Value, json};
 
 use super::{Failure, Lines, OrNoSuch as _, any_tenant, enabled_tenant, print_json, with_core};
@@ -100,7 +99,7 @@ async fn owner(core: &Core, o: &Owner) -> Result<Option<(TenantId, String)>, Fai
 
 /// Runs a key command.
 pub async fn run(config: &Config, command: KeyCommand) -> Result<(), Failure> {
-    let client = ClientInfo::default();
+    let caller = super::operator();
     match command {
         KeyCommand::Create(a) => {
             let expires_at = a.expires.as_deref().map(parse_time).transpose()?;
@@ -116,7 +115,7 @@ pub async fn run(config: &Config, command: KeyCommand) -> Result<(), Failure> {
                 };
                 let cmd =
                     CreateApiKeyCommand { tenant: tenant.as_ref().map(|t| t.id), name: a.name, scopes, expires_at };
-                let issued = core.create_api_key(cmd, Actor::Cli, &client).await?;
+                let issued = core.create_api_key(&caller, cmd).await?;
                 let mut out = Map::new();
                 out.insert("key".into(), json!(issued.key.expose()));
                 if let Value::Object(record) = key_json(&issued.record, tenant.as_ref().map(|t| t.slug.as_str())) {
@@ -129,7 +128,7 @@ pub async fn run(config: &Config, command: KeyCommand) -> Result<(), Failure> {
         KeyCommand::List(o) => {
             with_core(config, async |core| {
                 let owner = owner(core, &o).await?;
-                let keys = core.list_api_keys(owner.as_ref().map(|(id, _)| *id)).await?;
+                let keys = core.list_api_keys(&caller, owner.as_ref().map(|(id, _)| *id)).await?;
                 let mut out = Lines::stdout();
                 for k in &keys {
                     out.line(&key_json(k, owner.as_ref().map(|(_, slug)| slug.as_str())))?;
@@ -145,7 +144,7 @@ pub async fn run(config: &Config, command: KeyCommand) -> Result<(), Failure> {
                     Some((_, slug)) => format!("key {id} in tenant {slug:?}"),
                     None => format!("operator key {id}"),
                 };
-                core.revoke_api_key(owner.as_ref().map(|(t, _)| *t), ApiKeyId(id), Actor::Cli, &client)
+                core.revoke_api_key(&caller, owner.as_ref().map(|(t, _)| *t), ApiKeyId(id))
                     .await
                     .or_no_such(format_args!("{whose} (or it is already revoked)"))?;
                 print_json(&json!({"id": id, "revoked": true}))

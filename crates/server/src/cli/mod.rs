@@ -17,9 +17,10 @@ pub mod user;
 use std::io::{BufRead as _, Write};
 
 use portcullis::config::Config;
+use portcullis_core::error::error_chain;
 use portcullis_core::model::{Tenant, User};
 use portcullis_core::store::StoreError;
-use portcullis_core::{Core, CoreError, CoreResult};
+use portcullis_core::{Caller, ClientInfo, Core, CoreError, CoreResult, Field};
 use serde_json::{Map, Value, json};
 
 /// Unexpected failure.
@@ -64,18 +65,6 @@ impl Failure {
     }
 }
 
-/// An error and its causes, on one line.
-pub fn chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut s = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cause = c.source();
-    }
-    s
-}
-
 impl From<anyhow::Error> for Failure {
     fn from(e: anyhow::Error) -> Self {
         let unavailable =
@@ -88,16 +77,19 @@ impl From<CoreError> for Failure {
     fn from(e: CoreError) -> Self {
         match e {
             CoreError::Validation(f) => {
-                let list: Vec<String> = f.iter().map(|(k, v)| format!("{k}: {v}")).collect();
+                let list: Vec<String> = f.iter().map(|(k, v)| format!("{}: {v}", k.name())).collect();
                 Self::invalid(format!("invalid input: {}", list.join("; ")))
             }
-            CoreError::NotEditable(f) => Self::invalid(format!("these fields cannot be set: {}", f.join(", "))),
+            CoreError::NotEditable(f) => {
+                let names: Vec<String> = f.iter().map(Field::name).collect();
+                Self::invalid(format!("these fields cannot be set: {}", names.join(", ")))
+            }
             CoreError::Conflict(f) => Self::invalid(format!("that {} is already taken", f.as_str())),
             CoreError::NotFound => Self::invalid("not found"),
-            CoreError::Unavailable(e) => Self::new(EXIT_UNAVAILABLE, chain(&e)),
+            CoreError::Unavailable(e) => Self::new(EXIT_UNAVAILABLE, error_chain(&e)),
             CoreError::Overloaded { .. } => Self::new(EXIT_UNAVAILABLE, "the password hashing pool is busy; try again"),
             // The operator at the console may see the cause; an HTTP client never does.
-            other => Self::new(EXIT_UNEXPECTED, chain(&other)),
+            other => Self::new(EXIT_UNEXPECTED, error_chain(&other)),
         }
     }
 }
@@ -115,6 +107,12 @@ impl<T> OrNoSuch<T> for CoreResult<T> {
             other => other.into(),
         })
     }
+}
+
+/// The caller every command acts as: the operator, who may do everything (whoever can run the
+/// CLI against the database can read and write it anyway).
+pub fn operator() -> Caller {
+    Caller::operator(ClientInfo::default())
 }
 
 /// Builds the core, runs `op` against it, then writes the audit events the operation queued,
@@ -137,7 +135,7 @@ pub async fn with_core<T>(config: &Config, op: impl AsyncFnOnce(&Core) -> Result
 
 /// The tenant with this slug, disabled or not.
 pub async fn any_tenant(core: &Core, slug: &str) -> Result<Tenant, Failure> {
-    core.find_tenant(slug).await.or_no_such(format_args!("tenant {slug:?}"))
+    core.find_tenant(&operator(), slug).await.or_no_such(format_args!("tenant {slug:?}"))
 }
 
 /// The tenant with this slug, which must be enabled (a disabled tenant serves nobody, and its

@@ -4,8 +4,7 @@
 
 use clap::{Args, Subcommand};
 use portcullis::config::Config;
-use portcullis_core::ClientInfo;
-use portcullis_core::audit::Actor;
+use portcullis_core::Caller;
 use portcullis_core::model::{Tenant, TenantPolicy};
 use portcullis_core::store::TenantUpdate;
 use portcullis_core::tenants::CreateTenantCommand;
@@ -97,13 +96,13 @@ pub fn tenant_json(t: &Tenant) -> Value {
 
 /// Runs a tenant command.
 pub async fn run(config: &Config, command: TenantCommand) -> Result<(), Failure> {
-    let client = ClientInfo::default();
+    let caller = super::operator();
     match command {
         TenantCommand::Create(a) => {
             let policy = parse_policy(a.policy.as_deref())?.unwrap_or_default();
             let cmd = CreateTenantCommand { slug: a.slug, name: a.name, domains: a.domains, policy };
             with_core(config, async |core| {
-                let t = core.create_tenant(cmd, Actor::Cli, &client).await?;
+                let t = core.create_tenant(&caller, cmd).await?;
                 print_json(&tenant_json(&t))
             })
             .await
@@ -111,7 +110,7 @@ pub async fn run(config: &Config, command: TenantCommand) -> Result<(), Failure>
         TenantCommand::List => {
             with_core(config, async |core| {
                 let mut out = Lines::stdout();
-                for t in core.list_tenants().await? {
+                for t in core.list_tenants(&caller).await? {
                     out.line(&tenant_json(&t))?;
                 }
                 out.finish()
@@ -128,22 +127,21 @@ pub async fn run(config: &Config, command: TenantCommand) -> Result<(), Failure>
                 return Err(Failure::usage("nothing to change: give --name, --domain, --no-domains or --policy"));
             }
             let update = TenantUpdate { name: a.name, domains, policy, disabled: None };
-            change(config, &a.slug, update, &client).await
+            change(config, &a.slug, update, &caller).await
         }
         TenantCommand::Disable { slug } => {
-            change(config, &slug, TenantUpdate { disabled: Some(true), ..Default::default() }, &client).await
+            change(config, &slug, TenantUpdate { disabled: Some(true), ..Default::default() }, &caller).await
         }
         TenantCommand::Enable { slug } => {
-            change(config, &slug, TenantUpdate { disabled: Some(false), ..Default::default() }, &client).await
+            change(config, &slug, TenantUpdate { disabled: Some(false), ..Default::default() }, &caller).await
         }
     }
 }
 
-async fn change(config: &Config, slug: &str, update: TenantUpdate, client: &ClientInfo) -> Result<(), Failure> {
+async fn change(config: &Config, slug: &str, update: TenantUpdate, caller: &Caller) -> Result<(), Failure> {
     with_core(config, async |core| {
         let t = any_tenant(core, slug).await?;
-        let t =
-            core.update_tenant(t.id, update, Actor::Cli, client).await.or_no_such(format_args!("tenant {slug:?}"))?;
+        let t = core.update_tenant(caller, t.id, update).await.or_no_such(format_args!("tenant {slug:?}"))?;
         print_json(&tenant_json(&t))
     })
     .await

@@ -7,14 +7,16 @@ use std::io::Read as _;
 
 use clap::{Args, Subcommand};
 use portcullis::config::Config;
-use portcullis_core::admin::{AdminUserInput, ListUsers};
-use portcullis_core::audit::Actor;
+use portcullis_core::MAX_PAGE;
+use portcullis_core::admin::ListUsers;
 use portcullis_core::model::{User, UserStatus};
 use portcullis_core::parse::LoginKey;
-use portcullis_core::{ClientInfo, Core, CoreError, Password, TenantId, UserId};
+use portcullis_core::{AccountInput, Caller, Core, Field, Password, TenantId, UserId};
 use serde_json::{Map, Value, json};
 
-use super::{Failure, Lines, OrNoSuch as _, enabled_tenant, print_json, read_stdin_line, user_json, with_core};
+use super::{
+    Failure, Lines, OrNoSuch as _, enabled_tenant, operator, print_json, read_stdin_line, user_json, with_core,
+};
 
 /// User commands.
 #[derive(Debug, Subcommand)]
@@ -118,42 +120,41 @@ pub struct ListArgs {
 
 /// Runs a user command.
 pub async fn run(config: &Config, command: UserCommand) -> Result<(), Failure> {
-    let client = ClientInfo::default();
+    let caller = operator();
     match command {
-        UserCommand::Create(a) => create(config, a, &client).await,
+        UserCommand::Create(a) => create(config, a, &caller).await,
         UserCommand::Show(w) => {
             with_core(config, async |core| {
-                let (_, user) = find(core, &w).await?;
+                let (_, user) = find(core, &caller, &w).await?;
                 print_json(&user_json(&user))
             })
             .await
         }
-        UserCommand::List(a) => list(config, a).await,
+        UserCommand::List(a) => list(config, a, &caller).await,
         UserCommand::SetPassword(w) => {
             let password = read_stdin_line()?;
             if password.is_empty() {
                 return Err(Failure::invalid("give the new password on the first line of standard input"));
             }
-            let input = AdminUserInput { password: Some(Password::new(password)), ..Default::default() };
             with_core(config, async |core| {
-                let (tenant, user) = find(core, &w).await?;
+                let (tenant, user) = find(core, &caller, &w).await?;
                 let user = core
-                    .admin_update_user(tenant, user.id, input, Actor::Cli, &client)
+                    .update_user(&caller, tenant, user.id, AccountInput::new(), Some(Password::new(password)))
                     .await
                     .or_no_such(format_args!("user with id {}", user.id))?;
                 print_json(&user_json(&user))
             })
             .await
         }
-        UserCommand::Disable(w) => set_disabled(config, &w, true, &client).await,
-        UserCommand::Enable(w) => set_disabled(config, &w, false, &client).await,
+        UserCommand::Disable(w) => set_disabled(config, &w, true, &caller).await,
+        UserCommand::Enable(w) => set_disabled(config, &w, false, &caller).await,
         UserCommand::Delete { which, yes } => {
             if !yes {
                 return Err(Failure::usage("deleting a user cannot be undone: add --yes to confirm"));
             }
             with_core(config, async |core| {
-                let (tenant, user) = find(core, &which).await?;
-                core.admin_delete_user(tenant, user.id, Actor::Cli, &client)
+                let (tenant, user) = find(core, &caller, &which).await?;
+                core.delete_user(&caller, tenant, user.id)
                     .await
                     .or_no_such(format_args!("user with id {}", user.id))?;
                 print_json(&json!({"id": user.id.0, "deleted": true}))
@@ -164,28 +165,24 @@ pub async fn run(config: &Config, command: UserCommand) -> Result<(), Failure> {
 }
 
 // The tenant and the user a `Which` names.
-async fn find(core: &Core, w: &Which) -> Result<(TenantId, User), Failure> {
+async fn find(core: &Core, caller: &Caller, w: &Which) -> Result<(TenantId, User), Failure> {
     let tenant = enabled_tenant(core, &w.tenant).await?.id;
     let user = match (w.id, &w.login) {
-        (Some(id), _) => core.admin_user(tenant, UserId(id)).await.or_no_such(format_args!("user with id {id}"))?,
+        (Some(id), _) => core.user(caller, tenant, UserId(id)).await.or_no_such(format_args!("user with id {id}"))?,
         (None, Some(login)) => core
-            .stores()
-            .users
-            .user_with_secret(tenant, &LoginKey::from_login(login))
+            .user_by_login(caller, tenant, &LoginKey::from_login(login))
             .await
-            .map_err(CoreError::from)?
-            .map(|u| u.user)
-            .ok_or_else(|| Failure::invalid(format!("no such user: {login:?}")))?,
+            .or_no_such(format_args!("user: {login:?}"))?,
         (None, None) => return Err(Failure::usage("give --id or --login")),
     };
     Ok((tenant, user))
 }
 
-async fn set_disabled(config: &Config, w: &Which, disabled: bool, client: &ClientInfo) -> Result<(), Failure> {
+async fn set_disabled(config: &Config, w: &Which, disabled: bool, caller: &Caller) -> Result<(), Failure> {
     with_core(config, async |core| {
-        let (tenant, user) = find(core, w).await?;
+        let (tenant, user) = find(core, caller, w).await?;
         let user = core
-            .admin_set_disabled(tenant, user.id, disabled, Actor::Cli, client)
+            .set_user_disabled(caller, tenant, user.id, disabled)
             .await
             .or_no_such(format_args!("user with id {}", user.id))?;
         print_json(&user_json(&user))
@@ -193,7 +190,7 @@ async fn set_disabled(config: &Config, w: &Which, disabled: bool, client: &Clien
     .await
 }
 
-async fn list(config: &Config, a: ListArgs) -> Result<(), Failure> {
+async fn list(config: &Config, a: ListArgs, caller: &Caller) -> Result<(), Failure> {
     let status = a.status.as_deref().and_then(UserStatus::parse);
     with_core(config, async |core| {
         let tenant = enabled_tenant(core, &a.tenant).await?.id;
@@ -201,7 +198,7 @@ async fn list(config: &Config, a: ListArgs) -> Result<(), Failure> {
         let mut left = a.limit;
         let mut after = None;
         while left > 0 {
-            let page = u32::try_from(left.min(1000)).unwrap_or(1000);
+            let page = u32::try_from(left.min(u64::from(MAX_PAGE))).unwrap_or(MAX_PAGE);
             let f = ListUsers {
                 search: a.search.clone(),
                 status,
@@ -210,7 +207,7 @@ async fn list(config: &Config, a: ListArgs) -> Result<(), Failure> {
                 limit: page,
                 ..Default::default()
             };
-            let users = core.admin_list_users(tenant, f).await?;
+            let users = core.list_users(caller, tenant, f).await?;
             for u in &users {
                 out.line(&user_json(u))?;
             }
@@ -225,7 +222,7 @@ async fn list(config: &Config, a: ListArgs) -> Result<(), Failure> {
     .await
 }
 
-async fn create(config: &Config, args: CreateArgs, client: &ClientInfo) -> Result<(), Failure> {
+async fn create(config: &Config, args: CreateArgs, caller: &Caller) -> Result<(), Failure> {
     let mut fields = Map::new();
     let mut password = args.password.map(Password::new);
     if args.json {
@@ -269,16 +266,21 @@ async fn create(config: &Config, args: CreateArgs, client: &ClientInfo) -> Resul
     if password.is_none() && !args.no_password {
         return Err(Failure::invalid("give a password (--password-stdin, --password or in --json), or --no-password"));
     }
-    let input = AdminUserInput {
-        fields,
-        password,
-        roles: Some(args.roles),
-        status: None,
-        email_verified: Some(args.email_verified),
-    };
+    // Roles, status and verification have flags of their own; as fields they are refused.
+    let flagged: Vec<Field> =
+        [("roles", Field::Roles), ("status", Field::Status), ("email_verified", Field::EmailVerified)]
+            .into_iter()
+            .filter(|(name, _)| fields.remove(*name).is_some())
+            .map(|(_, f)| f)
+            .collect();
+    let mut account = AccountInput::from_json(fields);
+    for f in flagged {
+        account.refuse(f);
+    }
+    account.set_roles(args.roles).set_email_verified(args.email_verified);
     with_core(config, async |core| {
         let tenant = enabled_tenant(core, &args.tenant).await?;
-        let user = core.admin_create_user(tenant.id, input, Actor::Cli, client).await?;
+        let user = core.create_user(caller, tenant.id, account, password).await?;
         let mut out = user_json(&user);
         if let Value::Object(m) = &mut out {
             m.insert("tenant".into(), json!(tenant.slug));

@@ -7,7 +7,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::both;
-use crate::support::{Backend, PW, PW2, TestApp, api_key, assert_error};
+use crate::support::{Backend, PW, PW2, TestApp, api_key, assert_error, op};
 
 both!(
     each_scope_reaches_exactly_its_endpoints,
@@ -513,7 +513,7 @@ async fn revoked_expired_and_malformed_keys_are_refused(b: Backend) {
         scopes: vec![portcullis_core::model::Scope::TenantAdmin],
         expires_at: Some(app.core.now().plus(Duration::from_secs(60))),
     };
-    let issued = app.core.create_api_key(cmd, portcullis_core::audit::Actor::Cli, &Default::default()).await.unwrap();
+    let issued = app.core.create_api_key(&op(), cmd).await.unwrap();
     let key = issued.key.expose().to_owned();
     assert_eq!(app.send(Method::GET, "/v1/admin/users", &key, None).await.0, StatusCode::OK);
     // A key it creates cannot outlive it.

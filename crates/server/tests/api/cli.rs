@@ -11,7 +11,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::both;
-use crate::support::{Backend, PW, PW2, TestApp, fresh_database};
+use crate::support::{Backend, PW, PW2, TestApp, fresh_database, op};
 
 both!(
     user_create_makes_accounts_that_log_in,
@@ -267,7 +267,7 @@ async fn tenant_commands_manage_tenants(b: Backend) {
     assert_eq!((t["domains"].clone(), t["policy"].clone()), (json!([]), json!({})));
     let t = ok(&app, &["tenant", "disable", "acme"], None);
     assert_eq!(t["disabled"], true);
-    assert!(app.core.find_tenant("acme").await.unwrap().disabled);
+    assert!(app.core.find_tenant(&op(), "acme").await.unwrap().disabled);
     assert_eq!(ok(&app, &["tenant", "show", "acme"], None)["disabled"], true);
     assert_eq!(ok(&app, &["tenant", "enable", "acme"], None)["disabled"], false);
 
@@ -281,11 +281,12 @@ async fn tenant_commands_manage_tenants(b: Backend) {
     fails(&app, &["tenant", "disable", "nope"], None, 65, "no such tenant");
     fails(&app, &["tenant", "disable", "default"], None, 65, "default tenant cannot be disabled");
     fails(&app, &["tenant", "update", "acme"], None, 2, "nothing to change");
-    assert!(app.core.find_tenant("x").await.is_err(), "nothing refused was created");
+    assert!(app.core.find_tenant(&op(), "x").await.is_err(), "nothing refused was created");
 
     // Every change was audited, as the CLI, before the process exited.
     let q = AuditQuery { actor: Some("cli".into()), action: Some("tenant".into()), limit: 100, ..Default::default() };
-    let mut actions: Vec<String> = app.core.audit_events(q).await.unwrap().into_iter().map(|e| e.action).collect();
+    let mut actions: Vec<String> =
+        app.core.audit_events(&op(), q).await.unwrap().into_iter().map(|e| e.action).collect();
     actions.sort();
     actions.dedup();
     assert_eq!(actions, ["tenant.created", "tenant.disabled", "tenant.enabled", "tenant.updated"]);
@@ -343,7 +344,7 @@ async fn user_commands_find_change_and_delete_users(b: Backend) {
     let app = TestApp::spawn(b).await;
     let old_session = app.user("ada", PW).await;
     app.user("bob", PW).await;
-    app.core.create_role(TenantId::DEFAULT, "member", None).await.unwrap();
+    app.core.create_role(&op(), TenantId::DEFAULT, "member", None).await.unwrap();
 
     let ada = ok(&app, &["user", "show", "--login", "ada"], None);
     assert_eq!((ada["username"].as_str(), ada["email"].as_str()), (Some("ada"), Some("ada@example.com")));
@@ -404,7 +405,7 @@ async fn user_commands_find_change_and_delete_users(b: Backend) {
     fails(&app, &["user", "delete", "--id", &id, "--yes"], None, 65, "no such user");
 
     let q = AuditQuery { actor: Some("cli".into()), limit: 100, ..Default::default() };
-    let actions: Vec<String> = app.core.audit_events(q).await.unwrap().into_iter().map(|e| e.action).collect();
+    let actions: Vec<String> = app.core.audit_events(&op(), q).await.unwrap().into_iter().map(|e| e.action).collect();
     for a in ["user.created", "user.password_set", "user.disabled", "user.enabled", "user.deleted"] {
         assert!(actions.iter().any(|x| x == a), "{a} in {actions:?}");
     }

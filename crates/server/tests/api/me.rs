@@ -8,7 +8,8 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::both;
-use crate::support::{Backend, PW, PW2, TestApp, assert_error};
+use crate::support::{Backend, PW, PW2, TestApp, assert_error, op};
+use portcullis_core::settings::DefineAttribute;
 
 both!(
     users_edit_their_own_fields,
@@ -25,7 +26,14 @@ async fn patch(app: &TestApp, token: &str, body: Value) -> reqwest::Response {
 
 async fn users_edit_their_own_fields(b: Backend) {
     let app = TestApp::spawn(b).await;
-    app.core.define_attribute(TenantId::DEFAULT, "team", AttributeKind::String, false, true).await.unwrap();
+    app.core
+        .define_attribute(
+            &op(),
+            TenantId::DEFAULT,
+            DefineAttribute { name: "team".into(), kind: AttributeKind::String, required: false, user_editable: true },
+        )
+        .await
+        .unwrap();
     let token = app.user("pat", PW).await;
     // Pretend the address was verified, to see a change reset it.
     let id = app
@@ -80,7 +88,14 @@ async fn users_edit_their_own_fields(b: Backend) {
 
 async fn users_cannot_edit_what_is_not_theirs_to_edit(b: Backend) {
     let app = TestApp::spawn(b).await;
-    app.core.define_attribute(TenantId::DEFAULT, "plan", AttributeKind::String, false, false).await.unwrap();
+    app.core
+        .define_attribute(
+            &op(),
+            TenantId::DEFAULT,
+            DefineAttribute { name: "plan".into(), kind: AttributeKind::String, required: false, user_editable: false },
+        )
+        .await
+        .unwrap();
     let token = app.user("rex", PW).await;
     let res = patch(&app, &token, json!({"status": "active", "roles": ["admin"], "id": 1, "city": "Rome"})).await;
     let body = assert_error(res, StatusCode::FORBIDDEN, "field_not_editable").await;
@@ -174,14 +189,12 @@ async fn a_policy_change_does_not_lock_older_accounts_out_of_edits(b: Backend) {
     let created = app
         .core
         .create_user(
+            &op(),
             TenantId::DEFAULT,
-            portcullis_core::accounts::CreateUserCommand {
-                fields: json!({"email": "old@example.com", "username": "oldie"}).as_object().cloned().unwrap(),
-                password: Some(portcullis_core::Password::new(PW)),
-                email_verified: false,
-                roles: vec![],
-                status: None,
-            },
+            portcullis_core::AccountInput::from_json(
+                json!({"email": "old@example.com", "username": "oldie"}).as_object().cloned().unwrap(),
+            ),
+            Some(portcullis_core::Password::new(PW)),
         )
         .await
         .unwrap();

@@ -10,7 +10,8 @@ use serde_json::{Value, json};
 
 use crate::both;
 use crate::cli::{fails, ok, ok_lines, portcullis, text};
-use crate::support::{Backend, PW, TestApp};
+use crate::support::{Backend, PW, TestApp, op};
+use portcullis_core::settings::DefineAttribute;
 
 both!(
     import_keeps_legacy_hashes_until_the_next_log_in,
@@ -200,9 +201,33 @@ async fn csv_import_and_export_round_trip_into_another_tenant(b: Backend) {
     let dir = tempfile::tempdir().unwrap();
     let path = |name: &str| dir.path().join(name).to_str().unwrap().to_owned();
     let define = async |tenant: TenantId| {
-        app.core.create_role(tenant, "member", None).await.unwrap();
-        app.core.define_attribute(tenant, "team", AttributeKind::String, false, false).await.unwrap();
-        app.core.define_attribute(tenant, "level", AttributeKind::Integer, false, false).await.unwrap();
+        app.core.create_role(&op(), tenant, "member", None).await.unwrap();
+        app.core
+            .define_attribute(
+                &op(),
+                tenant,
+                DefineAttribute {
+                    name: "team".into(),
+                    kind: AttributeKind::String,
+                    required: false,
+                    user_editable: false,
+                },
+            )
+            .await
+            .unwrap();
+        app.core
+            .define_attribute(
+                &op(),
+                tenant,
+                DefineAttribute {
+                    name: "level".into(),
+                    kind: AttributeKind::Integer,
+                    required: false,
+                    user_editable: false,
+                },
+            )
+            .await
+            .unwrap();
     };
     define(TenantId::DEFAULT).await;
     let (_, ada_pw, _, ada_hash, ada_salt) = LEGACY[6];

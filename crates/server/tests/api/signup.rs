@@ -6,7 +6,8 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::both;
-use crate::support::{Backend, PW, TestApp, assert_error};
+use crate::support::{Backend, PW, TestApp, assert_error, op};
+use portcullis_core::settings::DefineAttribute;
 
 both!(
     signup_creates_the_account_and_logs_in,
@@ -160,9 +161,30 @@ async fn weak_and_mismatched_passwords_are_refused(b: Backend) {
 
 async fn every_profile_field_and_editable_attributes_are_kept(b: Backend) {
     let app = TestApp::spawn(b).await;
-    app.core.define_attribute(TenantId::DEFAULT, "team", AttributeKind::String, false, true).await.unwrap();
-    app.core.define_attribute(TenantId::DEFAULT, "age", AttributeKind::Integer, false, true).await.unwrap();
-    app.core.define_attribute(TenantId::DEFAULT, "plan", AttributeKind::String, false, false).await.unwrap();
+    app.core
+        .define_attribute(
+            &op(),
+            TenantId::DEFAULT,
+            DefineAttribute { name: "team".into(), kind: AttributeKind::String, required: false, user_editable: true },
+        )
+        .await
+        .unwrap();
+    app.core
+        .define_attribute(
+            &op(),
+            TenantId::DEFAULT,
+            DefineAttribute { name: "age".into(), kind: AttributeKind::Integer, required: false, user_editable: true },
+        )
+        .await
+        .unwrap();
+    app.core
+        .define_attribute(
+            &op(),
+            TenantId::DEFAULT,
+            DefineAttribute { name: "plan".into(), kind: AttributeKind::String, required: false, user_editable: false },
+        )
+        .await
+        .unwrap();
     let mut body = serde_json::Map::new();
     for f in portcullis_core::profile::TextField::ALL {
         let v = match f.kind() {
@@ -206,7 +228,14 @@ async fn every_profile_field_and_editable_attributes_are_kept(b: Backend) {
     let body = assert_error(res, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
     assert_eq!(body["error"]["fields"]["attributes.age"], "must be a whole number");
     assert_eq!(body["error"]["fields"]["attributes.nope"], "unknown attribute");
-    app.core.define_attribute(TenantId::DEFAULT, "terms", AttributeKind::Boolean, true, true).await.unwrap();
+    app.core
+        .define_attribute(
+            &op(),
+            TenantId::DEFAULT,
+            DefineAttribute { name: "terms".into(), kind: AttributeKind::Boolean, required: true, user_editable: true },
+        )
+        .await
+        .unwrap();
     let res = app.post("/v1/signup", json!({"email": "p@example.com", "password": PW})).await;
     let body = assert_error(res, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
     assert_eq!(body["error"]["fields"]["attributes.terms"], "is required");
@@ -261,14 +290,12 @@ async fn a_tenant_requiring_verified_email_opens_no_session_before_verification(
     let created = app
         .core
         .create_user(
+            &op(),
             portcullis_core::TenantId::DEFAULT,
-            portcullis_core::accounts::CreateUserCommand {
-                fields: json!({"email": "vouched@example.com"}).as_object().cloned().unwrap(),
-                password: Some(portcullis_core::Password::new(PW)),
-                email_verified: true,
-                roles: vec![],
-                status: None,
-            },
+            portcullis_core::AccountInput::from_json(
+                json!({"email": "vouched@example.com", "email_verified": true}).as_object().cloned().unwrap(),
+            ),
+            Some(portcullis_core::Password::new(PW)),
         )
         .await
         .unwrap();

@@ -195,6 +195,11 @@ pub async fn assert_error(res: Response, status: StatusCode, code: &str) -> Valu
     body
 }
 
+/// The operator, as the CLI acts: may do everything.
+pub fn op() -> portcullis_core::Caller {
+    portcullis_core::Caller::operator(portcullis_core::ClientInfo::default())
+}
+
 /// Issues an API key through the core, as the CLI does; returns the secret.
 pub async fn api_key(app: &TestApp, tenant: Option<portcullis_core::TenantId>, scopes: &[&str]) -> String {
     use portcullis_core::model::Scope;
@@ -204,11 +209,7 @@ pub async fn api_key(app: &TestApp, tenant: Option<portcullis_core::TenantId>, s
         scopes: scopes.iter().map(|s| Scope::parse(s).unwrap()).collect(),
         expires_at: None,
     };
-    let issued = app
-        .core
-        .create_api_key(cmd, portcullis_core::audit::Actor::Cli, &portcullis_core::ClientInfo::default())
-        .await
-        .unwrap();
+    let issued = app.core.create_api_key(&op(), cmd).await.unwrap();
     issued.key.expose().to_owned()
 }
 
@@ -220,11 +221,7 @@ pub async fn tenant(app: &TestApp, slug: &str, domains: &[&str]) -> portcullis_c
         domains: domains.iter().map(|d| (*d).to_owned()).collect(),
         policy: Default::default(),
     };
-    app.core
-        .create_tenant(cmd, portcullis_core::audit::Actor::Cli, &portcullis_core::ClientInfo::default())
-        .await
-        .unwrap()
-        .id
+    app.core.create_tenant(&op(), cmd).await.unwrap().id
 }
 
 impl TestApp {

@@ -9,24 +9,15 @@
 //! `Sec-Fetch-Site` nor `Origin` is present (not a browser), or when `Origin` names this host.
 
 use axum::extract::Request;
-use axum::http::{Method, StatusCode, header};
+use axum::http::{Method, header};
 use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 
-use crate::error::ApiError;
+use super::{Rejection, Surface};
 
-/// The middleware.
-pub(crate) async fn guard(req: Request, next: Next) -> Response {
-    if allowed(&req) {
-        next.run(req).await
-    } else {
-        ApiError::new(
-            StatusCode::FORBIDDEN,
-            "cross_site_request",
-            "Cross-site requests with the session cookie are refused.",
-        )
-        .into_response()
-    }
+/// The middleware; a refusal is answered in the surface's format.
+pub(crate) async fn guard<S: Surface>(req: Request, next: Next) -> Response {
+    if allowed(&req) { next.run(req).await } else { S::reject(Rejection::CrossSite) }
 }
 
 fn allowed(req: &Request) -> bool {

@@ -1,26 +1,23 @@
 //! Which tenant a request is for: `/t/{slug}/...` in the path, else a tenant whose domain is
 //! the request's `Host`, else the default tenant.
 //!
-//! The path prefix is stripped before routing (so every route exists once, under `/v1`, and is
-//! reachable per tenant as `/t/{slug}/v1/...`); the slug and the host are resolved to a
-//! tenant after routing, through the core's caches. An unknown or disabled tenant is a 404.
+//! The path prefix is stripped before routing (so every route exists once and is reachable per
+//! tenant as `/t/{slug}/...`); the slug and the host are resolved to a tenant by each surface
+//! that serves tenants, through the core's caches. An unknown or disabled tenant is refused by
+//! that surface, in its own format.
 
 use std::convert::Infallible;
 use std::task::{Context, Poll};
 
-use axum::extract::{Request, State};
+use axum::extract::{FromRequestParts, Request};
+use axum::http::request::Parts;
 use axum::http::{Uri, header};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
-use portcullis_core::CoreError;
-
-use crate::AppState;
-use crate::error::ApiError;
-use crate::extract::CurrentTenant;
+use axum::response::Response;
+use portcullis_core::{Core, CoreError, TenantId};
 
 /// The slug of a `/t/{slug}/...` request, before it is resolved.
 #[derive(Clone, Debug)]
-pub(crate) struct TenantSlug(pub(crate) String);
+pub struct TenantSlug(pub String);
 
 /// Strips `/t/{slug}` from the path, remembering the slug.
 fn strip_tenant_prefix(mut req: Request) -> Request {
@@ -77,34 +74,48 @@ where
     }
 }
 
-/// Middleware: resolves the tenant of the request into [`CurrentTenant`].
-pub async fn resolve(State(st): State<AppState>, mut req: Request, next: Next) -> Response {
-    // Probes and the API description are the same for every tenant, and must answer even
-    // while the database does not.
-    if matches!(req.uri().path(), "/healthz" | "/readyz" | "/openapi.json") {
-        return next.run(req).await;
+/// The tenant a request is for, once resolved: put in the request's extensions by the
+/// surfaces that serve tenants; the default tenant when absent.
+#[derive(Clone, Copy, Debug)]
+pub struct CurrentTenant(pub TenantId);
+
+impl<S: Send + Sync> FromRequestParts<S> for CurrentTenant {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(parts.extensions.get::<CurrentTenant>().copied().unwrap_or(CurrentTenant(TenantId::DEFAULT)))
     }
-    let tenant = if let Some(TenantSlug(slug)) = req.extensions().get::<TenantSlug>().cloned() {
-        match st.core.tenant_id_for_slug(&slug).await {
-            Ok(id) => Some(id),
-            Err(CoreError::NotFound) => return ApiError::not_found().into_response(),
-            Err(e) => return ApiError::from(e).into_response(),
-        }
-    } else if let Some(host) = host_of(&req) {
-        match st.core.tenant_for_domain(&host).await {
-            Ok(id) => id,
-            // The domain of a disabled tenant serves nobody; it does not fall back to the
-            // default tenant.
-            Err(CoreError::NotFound) => return ApiError::not_found().into_response(),
-            Err(e) => return ApiError::from(e).into_response(),
-        }
-    } else {
-        None
-    };
-    if let Some(id) = tenant {
-        req.extensions_mut().insert(CurrentTenant(id));
+}
+
+/// How a request names its tenant.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TenantName {
+    /// By its `/t/{slug}` prefix.
+    Slug(String),
+    /// By its `Host`, which may be a tenant's domain.
+    Host(String),
+    /// Not at all: the default tenant.
+    Default,
+}
+
+/// How `req` names its tenant.
+pub fn name_of(req: &Request) -> TenantName {
+    if let Some(TenantSlug(slug)) = req.extensions().get::<TenantSlug>() {
+        return TenantName::Slug(slug.clone());
     }
-    next.run(req).await
+    host_of(req).map_or(TenantName::Default, TenantName::Host)
+}
+
+/// The tenant a request names; `Ok(None)` for the default tenant (and for a host that is no
+/// tenant's domain). An unknown or disabled tenant is [`CoreError::NotFound`] (the domain of a
+/// disabled tenant does not fall back to the default tenant). Answers nothing: each surface
+/// renders the failure in its own format.
+pub async fn resolve(core: &Core, name: TenantName) -> Result<Option<TenantId>, CoreError> {
+    match name {
+        TenantName::Slug(slug) => core.tenant_id_for_slug(&slug).await.map(Some),
+        TenantName::Host(host) => core.tenant_for_domain(&host).await,
+        TenantName::Default => Ok(None),
+    }
 }
 
 /// The request's host name, without the port (the core normalises its case).

@@ -1,13 +1,20 @@
-//! The one error shape of the native API, `{"error": {"code", "message", "fields"}}`, and the
-//! one place where core errors become HTTP statuses. Internal causes are logged here, once,
-//! with their cause chain; clients only ever see the code and a fixed message.
+//! The one error shape of the JSON API (the native API, the admin API and the operational
+//! endpoints), `{"error": {"code", "message", "fields"}}`, and the one place where core errors
+//! become its HTTP statuses. Internal causes are logged here, once, with their cause chain;
+//! clients only ever see the code and a fixed message. [`JsonApi`] answers the shared layer's
+//! rejections (missing route, wrong method, unknown tenant, cross-site request, panic) in
+//! the same shape.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use portcullis_core::CoreError;
+use portcullis_core::{CoreError, Field};
+
+use portcullis_core::error::error_chain;
+
+use crate::shared::{Rejection, Surface};
 use serde::Serialize;
 
 /// An error answer of the native API.
@@ -59,6 +66,11 @@ impl ApiError {
         Self::new(StatusCode::NOT_FOUND, "not_found", "Nothing here.")
     }
 
+    /// Something went wrong on our side (the cause is logged, never shown).
+    pub fn internal() -> Self {
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", "Something went wrong on our side.")
+    }
+
     /// The status of this error.
     pub fn status(&self) -> StatusCode {
         self.status
@@ -100,15 +112,15 @@ impl From<CoreError> for ApiError {
             CoreError::Validation(fields) => {
                 let mut err = Self::new(S::UNPROCESSABLE_ENTITY, "validation_failed", "Some fields are invalid.");
                 for (k, v) in fields.iter() {
-                    err = err.with_field(k, v);
+                    err = err.with_field(k.name(), v);
                 }
                 err
             }
             CoreError::NotEditable(fields) => {
                 let mut err = Self::new(S::FORBIDDEN, "field_not_editable", "Some fields cannot be set here.");
                 for f in fields {
-                    let why = if f == "password" { "use POST /v1/me/password" } else { "may not be set here" };
-                    err = err.with_field(f, why);
+                    let why = if f == Field::Password { "use POST /v1/me/password" } else { "may not be set here" };
+                    err = err.with_field(f.name(), why);
                 }
                 err
             }
@@ -149,20 +161,31 @@ impl From<CoreError> for ApiError {
             }
             CoreError::Internal(cause) => {
                 tracing::error!(error = %error_chain(cause.as_ref()), "internal error");
-                Self::new(S::INTERNAL_SERVER_ERROR, "internal_error", "Something went wrong on our side.")
+                Self::internal()
             }
         }
     }
 }
 
-/// An error and its causes, for the log.
-pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
+/// The JSON API as a surface: the shared layer's rejections in the JSON error shape.
+#[derive(Debug)]
+pub struct JsonApi;
+
+impl Surface for JsonApi {
+    fn reject(rejection: Rejection) -> Response {
+        match rejection {
+            Rejection::NotFound | Rejection::TenantNotFound => ApiError::not_found(),
+            Rejection::MethodNotAllowed => {
+                ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "This method is not allowed here.")
+            }
+            Rejection::CrossSite => ApiError::new(
+                StatusCode::FORBIDDEN,
+                "cross_site_request",
+                "Cross-site requests with the session cookie are refused.",
+            ),
+            Rejection::Panic => ApiError::internal(),
+            Rejection::Core(e) => ApiError::from(e),
+        }
+        .into_response()
     }
-    s
 }
