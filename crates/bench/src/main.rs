@@ -164,7 +164,7 @@ fn free_port() -> Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
-/// Kilobytes of a /proc/<pid>/status field (VmRSS, VmHWM).
+/// Kilobytes of a `/proc/<pid>/status` field (VmRSS, VmHWM).
 fn proc_kib(pid: u32, field: &str) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()

@@ -27,6 +27,13 @@ const SHOWN_CHARS: usize = API_KEY_PREFIX.len() + 8;
 /// How often a key's last use is written (at most).
 const TOUCH_EVERY: Duration = Duration::from_secs(60);
 
+/// Most keys a node remembers having recorded the use of (a remembered key is not written
+/// again within [`TOUCH_EVERY`]).
+const TOUCHED_KEYS_CAPACITY: u64 = 100_000;
+
+/// Longest key name, in characters.
+pub const MAX_KEY_NAME_CHARS: usize = 100;
+
 /// A key to issue.
 #[derive(Clone, Debug)]
 pub struct CreateApiKeyCommand {
@@ -63,8 +70,8 @@ impl Core {
         caller.require_admin_of(cmd.tenant)?;
         let mut errors = FieldErrors::new();
         let name = cmd.name.trim();
-        if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
-            errors.add(Field::Param("name"), "must be 1 to 100 characters");
+        if name.is_empty() || name.chars().count() > MAX_KEY_NAME_CHARS || name.chars().any(char::is_control) {
+            errors.add(Field::Param("name"), format!("must be 1 to {MAX_KEY_NAME_CHARS} characters"));
         }
         let mut scopes = cmd.scopes.clone();
         scopes.sort();
@@ -175,7 +182,7 @@ impl Core {
 }
 
 pub(crate) fn key_touch_cache() -> moka::sync::Cache<ApiKeyId, ()> {
-    moka::sync::Cache::builder().max_capacity(100_000).time_to_live(TOUCH_EVERY).build()
+    moka::sync::Cache::builder().max_capacity(TOUCHED_KEYS_CAPACITY).time_to_live(TOUCH_EVERY).build()
 }
 
 #[cfg(test)]

@@ -101,9 +101,24 @@ pub struct ClientInfo {
 
 impl ClientInfo {
     fn user_agent_truncated(&self) -> Option<String> {
-        self.user_agent.as_ref().map(|ua| ua.chars().filter(|c| !c.is_control()).take(512).collect())
+        self.user_agent.as_ref().map(|ua| ua.chars().filter(|c| !c.is_control()).take(MAX_USER_AGENT_CHARS).collect())
     }
 }
+
+/// Longest user agent kept with a session or an audit event, in characters.
+pub const MAX_USER_AGENT_CHARS: usize = 512;
+
+/// The revocation feed is reopened after a failure no sooner than this...
+const FEED_RETRY_MIN: Duration = Duration::from_millis(50);
+/// ...and, if it keeps failing, no later than this.
+const FEED_RETRY_MAX: Duration = Duration::from_secs(10);
+/// A feed that stayed up this long earns a quick reconnect when it drops...
+const FEED_STABLE_AFTER: Duration = Duration::from_secs(30);
+/// ...after this.
+const FEED_QUICK_RECONNECT: Duration = Duration::from_millis(100);
+
+/// Bounds on how often the session uses noted in memory are written.
+const TOUCH_FLUSH_EVERY: (Duration, Duration) = (Duration::from_millis(250), Duration::from_secs(15));
 
 /// Largest page of any listing (users, the audit log).
 pub const MAX_PAGE: u32 = 1000;
@@ -234,7 +249,7 @@ impl Core {
     }
 
     async fn follow_revocations(self: Arc<Self>) {
-        let mut backoff = Duration::from_millis(50);
+        let mut backoff = FEED_RETRY_MIN;
         loop {
             match self.store.revocations.revocations().await {
                 Ok(mut feed) => {
@@ -259,10 +274,10 @@ impl Core {
                     drop(feed);
                     // A feed that stayed up a while earns a quick reconnect; one that keeps
                     // dying at once backs off, rather than reconnecting ten times a second.
-                    backoff = if opened.elapsed() > Duration::from_secs(30) {
-                        Duration::from_millis(100)
+                    backoff = if opened.elapsed() > FEED_STABLE_AFTER {
+                        FEED_QUICK_RECONNECT
                     } else {
-                        (backoff * 2).min(Duration::from_secs(10))
+                        (backoff * 2).min(FEED_RETRY_MAX)
                     };
                     tokio::time::sleep(backoff).await;
                 }
@@ -270,15 +285,14 @@ impl Core {
                     tracing::warn!(error = %e, "cannot open the revocation feed; sessions are not cached meanwhile");
                     self.sessions.set_feed_live(false);
                     tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(10));
+                    backoff = (backoff * 2).min(FEED_RETRY_MAX);
                 }
             }
         }
     }
 
     async fn flush_touches_periodically(self: Arc<Self>) {
-        let every =
-            (self.config.sessions.touch_interval / 4).clamp(Duration::from_millis(250), Duration::from_secs(15));
+        let every = (self.config.sessions.touch_interval / 4).clamp(TOUCH_FLUSH_EVERY.0, TOUCH_FLUSH_EVERY.1);
         let mut tick = tokio::time::interval(every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {

@@ -1,5 +1,5 @@
 //! Logging in: every way a session is opened from a proven credential ends in one place,
-//! [`Core::finish_login`], which refuses accounts that may not log in (audited), will ask for
+//! `Core::finish_login` (private to the core), which refuses accounts that may not log in (audited), will ask for
 //! a second factor where one is set up, opens the session and records the success with how it
 //! was made. No surface opens a session or writes a log-in audit event any other way: the
 //! building blocks here are private to the core.

@@ -11,6 +11,12 @@ use crate::clock::Timestamp;
 use crate::ids::{ApiKeyId, AttributeId, AuditEventId, RoleId, SessionId, TenantId, UserId};
 use crate::profile::Profile;
 
+/// Shortest session lifetime (absolute or idle) a policy may set.
+pub const MIN_SESSION_LIFETIME: Duration = Duration::from_secs(60);
+
+/// Longest text value of a custom attribute, in characters.
+pub const MAX_ATTRIBUTE_TEXT_CHARS: usize = 1024;
+
 /// An isolated user base.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Tenant {
@@ -136,7 +142,7 @@ impl Policy {
         if self.password_min_score > 4 {
             return Err("password_min_score must be between 0 and 4".into());
         }
-        if self.session_absolute_ttl < Duration::from_secs(60) || self.session_idle_ttl < Duration::from_secs(60) {
+        if self.session_absolute_ttl < MIN_SESSION_LIFETIME || self.session_idle_ttl < MIN_SESSION_LIFETIME {
             return Err("session lifetimes must be at least one minute".into());
         }
         Ok(())
@@ -332,7 +338,7 @@ impl AttributeKind {
     pub fn coerce(self, v: &Value) -> Result<Value, &'static str> {
         match (self, v) {
             (Self::String, Value::String(s)) => {
-                if s.chars().count() > 1024 {
+                if s.chars().count() > MAX_ATTRIBUTE_TEXT_CHARS {
                     Err("must be at most 1024 characters")
                 } else if s.chars().any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t')) {
                     Err("must not contain control characters")

@@ -32,6 +32,9 @@ use crate::secret::{Password, random_bytes};
 /// small enough that hashing cost cannot be inflated by the input).
 pub const PASSWORD_MAX_BYTES: usize = 1023;
 
+/// What a client shed by an overloaded pool is told to wait before trying again.
+pub const OVERLOAD_RETRY_AFTER: Duration = Duration::from_secs(1);
+
 /// Hashing parameters and pool size.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -327,7 +330,7 @@ impl PasswordHasher {
                 .map_err(|e| format!("cannot start a hashing thread: {e}"))?;
         }
         Ok(Self {
-            inner: Arc::new(Inner { shared, jobs: tx, shed: AtomicU64::new(0), retry_after: Duration::from_secs(1) }),
+            inner: Arc::new(Inner { shared, jobs: tx, shed: AtomicU64::new(0), retry_after: OVERLOAD_RETRY_AFTER }),
         })
     }
 

@@ -11,7 +11,7 @@ use zeroize::Zeroizing;
 pub struct Password(Zeroizing<String>);
 
 impl Password {
-    /// Wraps a password; no policy is applied here (see [`crate::password::PasswordPolicy`]).
+    /// Wraps a password; no policy is applied here (see [`crate::password::check_strength`]).
     pub fn new(s: impl Into<String>) -> Self {
         Self(Zeroizing::new(s.into()))
     }

@@ -31,7 +31,14 @@ pub struct CreateTenantCommand {
     pub policy: TenantPolicy,
 }
 
-/// Parses a domain name: lower-cased, without a trailing dot, made of LDH labels.
+/// Longest tenant name, in characters.
+pub const MAX_TENANT_NAME_CHARS: usize = 100;
+
+/// Most domains one tenant may have.
+pub const MAX_DOMAINS: usize = 100;
+
+/// Parses a domain name: lower-cased, without a trailing dot, made of LDH labels (RFC 1035:
+/// labels of at most 63 octets, names of at most 253).
 pub fn parse_domain(input: &str) -> Result<String, &'static str> {
     let d = input.trim().trim_end_matches('.').to_ascii_lowercase();
     let label_ok = |l: &str| {
@@ -49,7 +56,7 @@ pub fn parse_domain(input: &str) -> Result<String, &'static str> {
 
 fn parse_name(name: &str) -> Result<String, &'static str> {
     let n = name.trim();
-    if n.is_empty() || n.chars().count() > 100 || n.chars().any(char::is_control) {
+    if n.is_empty() || n.chars().count() > MAX_TENANT_NAME_CHARS || n.chars().any(char::is_control) {
         return Err("must be 1 to 100 characters");
     }
     Ok(n.to_owned())
@@ -64,8 +71,8 @@ fn parse_domains(domains: &[String], errors: &mut FieldErrors) -> Vec<String> {
             Err(m) => errors.add(Field::Param("domains"), m),
         }
     }
-    if out.len() > 100 {
-        errors.add(Field::Param("domains"), "at most 100 domains");
+    if out.len() > MAX_DOMAINS {
+        errors.add(Field::Param("domains"), format!("at most {MAX_DOMAINS} domains"));
     }
     out.sort();
     out

@@ -1,4 +1,4 @@
-//! The [`Store`] on an embedded SQLite file: the default, for one node.
+//! The [`Store`](portcullis_core::store::Store) on an embedded SQLite file: the default, for one node.
 //!
 //! - WAL journal with `synchronous=FULL`: an acknowledged write survives a power cut, not only
 //!   a crash of the process. Readers never wait for the writer.

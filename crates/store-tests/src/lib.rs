@@ -108,6 +108,39 @@ mod tests {
             .collect()
     }
 
+    /// Every migration that has been released, with the SHA-256 of its text. A released
+    /// migration never changes (a database that ran it would refuse to start): changes go in a
+    /// new file, whose checksum is added here when it is released.
+    const RELEASED: &[(&str, &str, &str)] = &[
+        ("store-sqlite", "0001_initial.sql", "df604e6d1acaca3521ea419779ff09baf3bf910358f5f59985e47a583a614431"),
+        ("store-postgres", "0001_initial.sql", "ab46df66aa93049f911174110f93f5b252c3cc0629d1804e34942e260d932207"),
+        (
+            "store-sqlite",
+            "0002_password_scheme.sql",
+            "d700b9e4287f712882de71c55d752ee3e115531d46a054a9ddb2e02a02d97832",
+        ),
+        (
+            "store-postgres",
+            "0002_password_scheme.sql",
+            "b2612f532287c7101e76f11102a608ee355e4586cde37bdb26df870e13e02c16",
+        ),
+    ];
+
+    #[test]
+    fn released_migrations_are_frozen() {
+        use sha2::Digest as _;
+        for (krate, file, want) in RELEASED {
+            let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(krate).join("migrations").join(file);
+            let text = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            let got = hex::encode(sha2::Sha256::digest(&text));
+            assert_eq!(got, *want, "{krate}/migrations/{file} was released and must not change: add a new migration");
+        }
+        let released: BTreeSet<&str> = RELEASED.iter().map(|(_, f, _)| *f).collect();
+        for name in names("store-sqlite") {
+            assert!(released.contains(name.as_str()), "{name}: record its checksum here once it is released");
+        }
+    }
+
     #[test]
     fn both_backends_have_the_same_migrations() {
         let sqlite = names("store-sqlite");
