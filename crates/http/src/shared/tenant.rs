@@ -118,6 +118,12 @@ pub async fn resolve(core: &Core, name: TenantName) -> Result<Option<TenantId>, 
     }
 }
 
+/// The enabled tenant with this id, for wire formats that name a tenant by its number in a
+/// parameter (Newspark's `vhost`). An unknown or disabled tenant is [`CoreError::NotFound`].
+pub async fn by_id(core: &Core, id: i64) -> Result<TenantId, CoreError> {
+    core.tenant_policy(TenantId(id)).await.map(|(t, _)| t.id)
+}
+
 /// The request's host name, without the port (the core normalises its case).
 fn host_of(req: &Request) -> Option<String> {
     let h = req.headers().get(header::HOST)?.to_str().ok()?;

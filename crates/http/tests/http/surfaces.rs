@@ -14,7 +14,7 @@ use axum::routing::{get, post};
 use portcullis_core::password::HashingConfig;
 use portcullis_core::store::TenantUpdate;
 use portcullis_core::tenants::CreateTenantCommand;
-use portcullis_core::{Caller, ClientInfo, Core, CoreConfig};
+use portcullis_core::{Caller, ClientInfo, Core, CoreConfig, CoreError};
 use portcullis_http::shared::body::{self, BodyError};
 use portcullis_http::shared::{AppState, CurrentTenant, Mount, Rejection, Surface, mount};
 use portcullis_http::{HttpConfig, app_with};
@@ -56,6 +56,15 @@ async fn whoami(CurrentTenant(t): CurrentTenant) -> Response {
     text(StatusCode::OK, &format!("plain: tenant {t}"))
 }
 
+/// A tenant named by its id in a parameter, as some legacy clients do.
+async fn vhost(State(st): State<AppState>, axum::extract::Path(id): axum::extract::Path<i64>) -> Response {
+    match portcullis_http::shared::tenant::by_id(&st.core, id).await {
+        Ok(t) => text(StatusCode::OK, &format!("plain: tenant {t}")),
+        Err(CoreError::NotFound) => PlainText::reject(Rejection::TenantNotFound),
+        Err(e) => PlainText::reject(Rejection::Core(e)),
+    }
+}
+
 async fn broken() -> Response {
     panic!("a bug in a handler")
 }
@@ -64,7 +73,8 @@ fn plain(state: &AppState) -> portcullis_http::shared::MountedSurface {
     let routes = Router::new()
         .route("/plain/echo", post(echo))
         .route("/plain/whoami", get(whoami))
-        .route("/plain/panic", get(broken));
+        .route("/plain/panic", get(broken))
+        .route("/plain/vhost/{id}", get(vhost));
     mount::<PlainText>(Mount { prefixes: vec!["/plain".into()], tenants: true, csrf: true }, routes, state)
 }
 
@@ -169,7 +179,21 @@ async fn every_failure_under_a_surface_answers_in_its_own_format() {
         "plain: no such tenant",
     )
     .await;
+    plain_answer(
+        http.get(url(&format!("/plain/vhost/{}", acme.id))).send().await.unwrap(),
+        StatusCode::OK,
+        &format!("plain: tenant {}", acme.id),
+    )
+    .await;
     s.core.update_tenant(&op, acme.id, TenantUpdate { disabled: Some(true), ..Default::default() }).await.unwrap();
+    for id in [acme.id.0, 4242] {
+        plain_answer(
+            http.get(url(&format!("/plain/vhost/{id}"))).send().await.unwrap(),
+            StatusCode::NOT_FOUND,
+            "plain: no such tenant",
+        )
+        .await;
+    }
     for req in [http.get(url("/t/acme/plain/whoami")), http.get(url("/plain/whoami")).header("host", "id.acme.test")] {
         plain_answer(req.send().await.unwrap(), StatusCode::NOT_FOUND, "plain: no such tenant").await;
     }

@@ -8,9 +8,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::both;
-use crate::support::{Backend, PW, PW2, TestApp, assert_error, op};
-use portcullis_core::settings::DefineAttribute;
-
+use crate::support::{Backend, PW, PW2, TestApp, assert_error, define_attribute, op};
 both!(
     users_edit_their_own_fields,
     users_cannot_edit_what_is_not_theirs_to_edit,
@@ -26,14 +24,7 @@ async fn patch(app: &TestApp, token: &str, body: Value) -> reqwest::Response {
 
 async fn users_edit_their_own_fields(b: Backend) {
     let app = TestApp::spawn(b).await;
-    app.core
-        .define_attribute(
-            &op(),
-            TenantId::DEFAULT,
-            DefineAttribute { name: "team".into(), kind: AttributeKind::String, required: false, user_editable: true },
-        )
-        .await
-        .unwrap();
+    define_attribute(&app, TenantId::DEFAULT, "team", AttributeKind::String, false, true).await;
     let token = app.user("pat", PW).await;
     // Pretend the address was verified, to see a change reset it.
     let id = app
@@ -88,14 +79,7 @@ async fn users_edit_their_own_fields(b: Backend) {
 
 async fn users_cannot_edit_what_is_not_theirs_to_edit(b: Backend) {
     let app = TestApp::spawn(b).await;
-    app.core
-        .define_attribute(
-            &op(),
-            TenantId::DEFAULT,
-            DefineAttribute { name: "plan".into(), kind: AttributeKind::String, required: false, user_editable: false },
-        )
-        .await
-        .unwrap();
+    define_attribute(&app, TenantId::DEFAULT, "plan", AttributeKind::String, false, false).await;
     let token = app.user("rex", PW).await;
     let res = patch(&app, &token, json!({"status": "active", "roles": ["admin"], "id": 1, "city": "Rome"})).await;
     let body = assert_error(res, StatusCode::FORBIDDEN, "field_not_editable").await;

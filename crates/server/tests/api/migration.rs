@@ -10,9 +10,7 @@ use serde_json::{Value, json};
 
 use crate::both;
 use crate::cli::{fails, ok, ok_lines, portcullis, text};
-use crate::support::{Backend, PW, TestApp, op};
-use portcullis_core::settings::DefineAttribute;
-
+use crate::support::{Backend, PW, TestApp, define_attribute, op};
 both!(
     import_keeps_legacy_hashes_until_the_next_log_in,
     import_reports_bad_rows_and_keeps_the_good_ones,
@@ -202,32 +200,8 @@ async fn csv_import_and_export_round_trip_into_another_tenant(b: Backend) {
     let path = |name: &str| dir.path().join(name).to_str().unwrap().to_owned();
     let define = async |tenant: TenantId| {
         app.core.create_role(&op(), tenant, "member", None).await.unwrap();
-        app.core
-            .define_attribute(
-                &op(),
-                tenant,
-                DefineAttribute {
-                    name: "team".into(),
-                    kind: AttributeKind::String,
-                    required: false,
-                    user_editable: false,
-                },
-            )
-            .await
-            .unwrap();
-        app.core
-            .define_attribute(
-                &op(),
-                tenant,
-                DefineAttribute {
-                    name: "level".into(),
-                    kind: AttributeKind::Integer,
-                    required: false,
-                    user_editable: false,
-                },
-            )
-            .await
-            .unwrap();
+        define_attribute(&app, tenant, "team", AttributeKind::String, false, false).await;
+        define_attribute(&app, tenant, "level", AttributeKind::Integer, false, false).await;
     };
     define(TenantId::DEFAULT).await;
     let (_, ada_pw, _, ada_hash, ada_salt) = LEGACY[6];

@@ -6,9 +6,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::both;
-use crate::support::{Backend, PW, TestApp, assert_error, op};
-use portcullis_core::settings::DefineAttribute;
-
+use crate::support::{Backend, PW, TestApp, assert_error, define_attribute, op};
 both!(
     signup_creates_the_account_and_logs_in,
     signup_reports_every_invalid_field_and_writes_nothing,
@@ -161,30 +159,9 @@ async fn weak_and_mismatched_passwords_are_refused(b: Backend) {
 
 async fn every_profile_field_and_editable_attributes_are_kept(b: Backend) {
     let app = TestApp::spawn(b).await;
-    app.core
-        .define_attribute(
-            &op(),
-            TenantId::DEFAULT,
-            DefineAttribute { name: "team".into(), kind: AttributeKind::String, required: false, user_editable: true },
-        )
-        .await
-        .unwrap();
-    app.core
-        .define_attribute(
-            &op(),
-            TenantId::DEFAULT,
-            DefineAttribute { name: "age".into(), kind: AttributeKind::Integer, required: false, user_editable: true },
-        )
-        .await
-        .unwrap();
-    app.core
-        .define_attribute(
-            &op(),
-            TenantId::DEFAULT,
-            DefineAttribute { name: "plan".into(), kind: AttributeKind::String, required: false, user_editable: false },
-        )
-        .await
-        .unwrap();
+    define_attribute(&app, TenantId::DEFAULT, "team", AttributeKind::String, false, true).await;
+    define_attribute(&app, TenantId::DEFAULT, "age", AttributeKind::Integer, false, true).await;
+    define_attribute(&app, TenantId::DEFAULT, "plan", AttributeKind::String, false, false).await;
     let mut body = serde_json::Map::new();
     for f in portcullis_core::profile::TextField::ALL {
         let v = match f.kind() {
@@ -228,14 +205,7 @@ async fn every_profile_field_and_editable_attributes_are_kept(b: Backend) {
     let body = assert_error(res, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
     assert_eq!(body["error"]["fields"]["attributes.age"], "must be a whole number");
     assert_eq!(body["error"]["fields"]["attributes.nope"], "unknown attribute");
-    app.core
-        .define_attribute(
-            &op(),
-            TenantId::DEFAULT,
-            DefineAttribute { name: "terms".into(), kind: AttributeKind::Boolean, required: true, user_editable: true },
-        )
-        .await
-        .unwrap();
+    define_attribute(&app, TenantId::DEFAULT, "terms", AttributeKind::Boolean, true, true).await;
     let res = app.post("/v1/signup", json!({"email": "p@example.com", "password": PW})).await;
     let body = assert_error(res, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
     assert_eq!(body["error"]["fields"]["attributes.terms"], "is required");

@@ -200,6 +200,19 @@ pub fn op() -> portcullis_core::Caller {
     portcullis_core::Caller::operator(portcullis_core::ClientInfo::default())
 }
 
+/// Defines a custom attribute through the core, as the CLI does.
+pub async fn define_attribute(
+    app: &TestApp,
+    tenant: portcullis_core::TenantId,
+    name: &str,
+    kind: portcullis_core::model::AttributeKind,
+    required: bool,
+    user_editable: bool,
+) {
+    let def = portcullis_core::settings::DefineAttribute { name: name.into(), kind, required, user_editable };
+    app.core.define_attribute(&op(), tenant, def).await.unwrap();
+}
+
 /// Issues an API key through the core, as the CLI does; returns the secret.
 pub async fn api_key(app: &TestApp, tenant: Option<portcullis_core::TenantId>, scopes: &[&str]) -> String {
     use portcullis_core::model::Scope;
