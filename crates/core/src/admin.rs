@@ -47,6 +47,9 @@ pub struct ListUsers {
     pub after: Option<UserId>,
     /// Page size, 1 to [`MAX_PAGE`].
     pub limit: u32,
+    /// Problems the surface found reading its parameters, reported with the core's own once
+    /// the caller may list users.
+    pub problems: FieldErrors,
 }
 
 /// A one-time log-in token just issued; shown once.
@@ -80,7 +83,7 @@ impl Core {
     /// Users of a tenant matching the filters, by id.
     pub async fn list_users(&self, caller: &Caller, tenant: TenantId, f: ListUsers) -> CoreResult<Vec<User>> {
         caller.require(tenant, Scope::UsersRead)?;
-        let mut errors = FieldErrors::new();
+        let mut errors = f.problems;
         if f.limit == 0 || f.limit > MAX_PAGE {
             errors.add(Field::Param("limit"), format!("must be between 1 and {MAX_PAGE}"));
         }
@@ -191,6 +194,7 @@ impl Core {
         let update = UserUpdate {
             email_verified_at,
             phone_verified_at: phone_changed.then_some(None),
+            pending_email: None,
             username: changes.username,
             email: changes.email,
             phone: changes.phone,
@@ -273,12 +277,20 @@ impl Core {
         Ok(())
     }
 
-    /// Whether an identifier is taken in a tenant. It reveals whether an account exists, so
-    /// only a caller allowed to read the tenant's users may ask.
-    pub async fn identifier_exists(&self, caller: &Caller, tenant: TenantId, key: &LoginKey) -> CoreResult<bool> {
+    /// Whether an identifier is taken in a tenant: `login` (any identifier) or exactly one of
+    /// `username`, `email`, `phone`. It reveals whether an account exists, so only a caller
+    /// allowed to read the tenant's users may ask.
+    pub async fn identifier_exists(
+        &self,
+        caller: &Caller,
+        tenant: TenantId,
+        [login, username, email, phone]: [Option<&str>; 4],
+    ) -> CoreResult<bool> {
         caller.require(tenant, Scope::UsersRead)?;
+        let key = crate::login::identifier_from_fields(login, username, email, phone)
+            .map_err(|m| CoreError::field(Field::Login, m))?;
         self.tenant_policy(tenant).await?;
-        Ok(self.store.users.user_with_secret(tenant, key).await?.is_some())
+        Ok(self.store.users.user_with_secret(tenant, &key).await?.is_some())
     }
 
     /// Ends every session of a user.

@@ -16,7 +16,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::caller::Caller;
-use crate::error::{CoreError, CoreResult, Field};
+use crate::error::{CoreResult, Field, FieldErrors};
 use crate::ids::{ApiKeyId, TenantId, UserId};
 use crate::model::{AuditEvent, Scope};
 use crate::store::{AuditQuery, NewAuditEvent};
@@ -39,6 +39,8 @@ pub enum Actor {
     Cli,
     /// Nobody known (a failed log-in for an unknown account).
     Anonymous,
+    /// The server itself (delivering mail).
+    System,
 }
 
 impl Actor {
@@ -49,6 +51,7 @@ impl Actor {
             Self::Key(id) => format!("key:{id}"),
             Self::Cli => "cli".into(),
             Self::Anonymous => "anonymous".into(),
+            Self::System => "system".into(),
         }
     }
 }
@@ -61,9 +64,6 @@ macro_rules! audit_actions {
         pub enum AuditAction { $( $(#[$doc])* $variant, )* }
 
         impl AuditAction {
-            /// Every action.
-            pub const ALL: &'static [AuditAction] = &[ $( AuditAction::$variant, )* ];
-
             /// The stored name.
             pub const fn as_str(self) -> &'static str {
                 match self { $( AuditAction::$variant => $name, )* }
@@ -133,6 +133,34 @@ audit_actions! {
     TenantDisabled => "tenant.disabled",
     /// A tenant was enabled again.
     TenantEnabled => "tenant.enabled",
+    /// Someone asked for a password reset link (for an identifier, known or not).
+    PasswordResetRequested => "password.reset_requested",
+    /// A password was set through a reset link.
+    PasswordReset => "password.reset",
+    /// Someone asked for a log-in link (for an identifier, known or not).
+    LoginLinkRequested => "login.link_requested",
+    /// A verification link was asked for again.
+    EmailVerificationRequested => "email.verification_requested",
+    /// An e-mail address was verified.
+    EmailVerified => "email.verified",
+    /// A user asked to change their address; the new one waits for its verification.
+    EmailChangeRequested => "email.change_requested",
+    /// A second factor (an authenticator app) was set up.
+    SecondFactorEnabled => "second_factor.enabled",
+    /// A second factor was removed by its user.
+    SecondFactorDisabled => "second_factor.disabled",
+    /// An operator or a server removed a user's second factor.
+    SecondFactorReset => "second_factor.reset",
+    /// A wrong second-factor code.
+    SecondFactorFailed => "second_factor.failed",
+    /// A recovery code was used.
+    RecoveryCodeUsed => "second_factor.recovery_code_used",
+    /// New recovery codes replaced the old ones.
+    RecoveryCodesRegenerated => "second_factor.recovery_codes_regenerated",
+    /// A message was delivered.
+    MailSent => "mail.sent",
+    /// A message was given up after its retries.
+    MailFailed => "mail.failed",
 }
 
 /// The in-memory queue of events not yet written.
@@ -187,8 +215,9 @@ pub struct Audit<'a> {
 }
 
 impl Core {
-    /// Queues a security event.
-    pub fn audit(&self, a: Audit<'_>) {
+    /// Queues a security event. Only the core's operations record events, so that no surface
+    /// can write one on their behalf.
+    pub(crate) fn audit(&self, a: Audit<'_>) {
         self.audit.push(NewAuditEvent {
             tenant_id: a.tenant,
             user_id: a.user,
@@ -221,14 +250,23 @@ impl Core {
     /// Recorded events matching a query, newest first (queued events are written first, so a
     /// reader sees everything that happened before it asked). A tenant's log is for its
     /// administrators; every tenant's at once (`tenant_id` of `None`) for operators.
-    pub async fn audit_events(&self, caller: &Caller, mut q: AuditQuery) -> CoreResult<Vec<AuditEvent>> {
+    /// `problems` are those the surface found reading its parameters, reported once the
+    /// caller may read the log.
+    pub async fn audit_events(
+        &self,
+        caller: &Caller,
+        mut q: AuditQuery,
+        problems: FieldErrors,
+    ) -> CoreResult<Vec<AuditEvent>> {
         match q.tenant_id {
             Some(t) => caller.require(t, Scope::TenantAdmin)?,
             None => caller.require_operator()?,
         }
+        let mut errors = problems;
         if q.limit == 0 || q.limit > MAX_PAGE {
-            return Err(CoreError::field(Field::Param("limit"), format!("must be between 1 and {MAX_PAGE}")));
+            errors.add(Field::Param("limit"), format!("must be between 1 and {MAX_PAGE}"));
         }
+        errors.into_result()?;
         if let Err(e) = self.flush_audit().await {
             tracing::warn!(error = %e, "could not write queued audit events");
         }

@@ -83,19 +83,6 @@ impl Field {
     }
 }
 
-impl From<UniqueField> for Field {
-    fn from(f: UniqueField) -> Self {
-        match f {
-            UniqueField::Username => Self::Username,
-            UniqueField::Email => Self::Email,
-            UniqueField::Phone => Self::Phone,
-            UniqueField::Slug => Self::Param("slug"),
-            UniqueField::Domain => Self::Param("domains"),
-            UniqueField::Name => Self::Param("name"),
-        }
-    }
-}
-
 /// Problems with fields, each with a human-readable message.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FieldErrors(BTreeMap<Field, String>);
@@ -119,6 +106,13 @@ impl FieldErrors {
     /// The recorded problems.
     pub fn iter(&self) -> impl Iterator<Item = (&Field, &str)> {
         self.0.iter().map(|(k, v)| (k, v.as_str()))
+    }
+
+    /// The recorded problems as `name: message`, in the order of their canonical names.
+    pub fn describe(&self) -> Vec<String> {
+        let mut v: Vec<(String, &str)> = self.iter().map(|(k, m)| (k.name(), m)).collect();
+        v.sort();
+        v.into_iter().map(|(k, m)| format!("{k}: {m}")).collect()
     }
 
     /// The message recorded for `field`, if any.
@@ -193,6 +187,13 @@ pub enum CoreError {
     /// The password is right but the tenant requires a verified e-mail address first.
     #[error("e-mail address not verified")]
     EmailNotVerified,
+    /// A one-time link's token is unknown, used, expired, or for something that changed since
+    /// (one answer for every cause).
+    #[error("invalid or expired token")]
+    InvalidToken,
+    /// The second-factor code is wrong, or was used already.
+    #[error("invalid second-factor code")]
+    SecondFactorInvalid,
     /// The current password given to confirm a sensitive change is wrong.
     #[error("current password incorrect")]
     PasswordIncorrect,

@@ -49,3 +49,7 @@ id_type!(
     /// An audit event.
     AuditEventId
 );
+id_type!(
+    /// A message in the outbox.
+    OutboxId
+);

@@ -44,13 +44,13 @@ pub struct RowOutcome {
     pub result: Result<UserId, String>,
 }
 
-fn take_text(fields: &mut Map<String, Value>, name: &'static str, errors: &mut FieldErrors) -> Option<String> {
+fn take_text(fields: &mut Map<String, Value>, name: &str, field: Field, errors: &mut FieldErrors) -> Option<String> {
     match fields.remove(name) {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) if s.is_empty() => None,
         Some(Value::String(s)) => Some(s),
         Some(_) => {
-            errors.add(Field::Param(name), "must be text");
+            errors.add(field, "must be text");
             None
         }
     }
@@ -58,7 +58,7 @@ fn take_text(fields: &mut Map<String, Value>, name: &'static str, errors: &mut F
 
 fn describe(e: CoreError) -> String {
     match e {
-        CoreError::Validation(f) => f.iter().map(|(k, v)| format!("{}: {v}", k.name())).collect::<Vec<_>>().join("; "),
+        CoreError::Validation(f) => f.describe().join("; "),
         CoreError::NotEditable(f) => {
             format!("fields that cannot be imported: {}", f.iter().map(Field::name).collect::<Vec<_>>().join(", "))
         }
@@ -69,14 +69,15 @@ fn describe(e: CoreError) -> String {
 
 impl Core {
     /// Imports a batch of rows into a tenant (one transaction for the valid rows); returns
-    /// one outcome per row, in order. Fails as a whole only if the database does.
+    /// one outcome per row, in order. Fails as a whole only if the database does. Imported rows
+    /// carry password hashes no password policy checked: only a tenant's administrators import.
     pub async fn import_users(
         &self,
         caller: &Caller,
         tenant: TenantId,
         rows: Vec<ImportRow>,
     ) -> CoreResult<Vec<RowOutcome>> {
-        caller.require(tenant, Scope::UsersManage)?;
+        caller.require(tenant, Scope::TenantAdmin)?;
         if rows.len() > MAX_BATCH {
             return Err(CoreError::field(Field::Param("rows"), format!("at most {MAX_BATCH} rows per batch")));
         }
@@ -91,9 +92,9 @@ impl Core {
             let parsed = (|| -> CoreResult<NewUser> {
                 let mut fields = row.fields;
                 let mut errors = FieldErrors::new();
-                let hash = take_text(&mut fields, "password_hash", &mut errors);
-                let format = take_text(&mut fields, "password_format", &mut errors);
-                let salt = take_text(&mut fields, "password_salt", &mut errors);
+                let hash = take_text(&mut fields, "password_hash", Field::PasswordHash, &mut errors);
+                let format = take_text(&mut fields, "password_format", Field::Param("password_format"), &mut errors);
+                let salt = take_text(&mut fields, "password_salt", Field::Param("password_salt"), &mut errors);
                 if fields.contains_key("password") {
                     return Err(CoreError::field(
                         Field::Password,
@@ -212,6 +213,21 @@ impl Core {
             })
             .collect();
         Ok((rows, last))
+    }
+}
+
+/// Most unclassified passwords classified per sweep.
+const CLASSIFY_BATCH: u32 = 1000;
+
+impl Core {
+    /// Records the scheme of passwords that have none: those written by an older release
+    /// while a newer one already ran (a rolling upgrade). Run by the periodic sweep.
+    pub(crate) async fn classify_passwords(&self) -> CoreResult<()> {
+        for (user, hash) in self.store.import.unclassified_passwords(CLASSIFY_BATCH).await? {
+            let scheme = crate::legacy_hash::scheme_of(&hash).map_or("unknown", |s| s.as_str());
+            self.store.import.set_password_scheme(user, &hash, scheme).await?;
+        }
+        Ok(())
     }
 }
 

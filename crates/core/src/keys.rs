@@ -45,6 +45,9 @@ pub struct CreateApiKeyCommand {
     pub scopes: Vec<Scope>,
     /// When it stops working.
     pub expires_at: Option<Timestamp>,
+    /// Problems the surface found reading its request (an unknown scope, a malformed time),
+    /// reported with the core's own once the caller may create keys.
+    pub problems: FieldErrors,
 }
 
 /// A key just issued: the secret is shown this once.
@@ -68,7 +71,7 @@ impl Core {
     /// with its creator, and a later expiry is refused.
     pub async fn create_api_key(&self, caller: &Caller, mut cmd: CreateApiKeyCommand) -> CoreResult<IssuedApiKey> {
         caller.require_admin_of(cmd.tenant)?;
-        let mut errors = FieldErrors::new();
+        let mut errors = std::mem::take(&mut cmd.problems);
         let name = cmd.name.trim();
         if name.is_empty() || name.chars().count() > MAX_KEY_NAME_CHARS || name.chars().any(char::is_control) {
             errors.add(Field::Param("name"), format!("must be 1 to {MAX_KEY_NAME_CHARS} characters"));

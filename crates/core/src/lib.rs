@@ -180,17 +180,21 @@ impl Core {
         })
     }
 
-    /// The parts of the store this core runs on.
+    /// The parts of the store this core runs on. Tests only: everything else goes through
+    /// the operations, which decide who may do what.
+    #[cfg(any(test, feature = "test-support"))]
     pub fn stores(&self) -> &Stores {
         &self.store
     }
 
-    /// The password hashing pool.
+    /// The password hashing pool. Tests only.
+    #[cfg(any(test, feature = "test-support"))]
     pub fn hasher(&self) -> &PasswordHasher {
         &self.hasher
     }
 
-    /// The session cache.
+    /// The session cache. Tests only.
+    #[cfg(any(test, feature = "test-support"))]
     pub fn session_cache(&self) -> &SessionCache {
         &self.sessions
     }
@@ -318,6 +322,9 @@ impl Core {
         loop {
             tick.tick().await;
             self.limiter.prune();
+            if let Err(e) = self.classify_passwords().await {
+                tracing::warn!(error = %e, "could not classify password hashes");
+            }
             match self.store.sessions.delete_expired_sessions(self.now(), REVOCATION_FEED_KEEP).await {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(sessions = n, "deleted expired sessions"),

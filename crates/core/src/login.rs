@@ -151,15 +151,27 @@ struct LoginEnd<'a> {
     open_session: bool,
 }
 
-/// A server's credential check (`POST /v1/credentials/verify` and the dialects).
-#[derive(Debug)]
+/// A server's credential check (`POST /v1/credentials/verify` and the dialects), as sent:
+/// the core reads it only once the caller may ask.
+#[derive(Debug, Default)]
 pub struct VerifyCredentials {
-    /// The login and password to check.
-    pub login: LoginCommand,
+    /// `login` (any identifier) or exactly one of `username`, `email`, `phone`.
+    pub login: Option<String>,
+    /// Username only.
+    pub username: Option<String>,
+    /// E-mail address only.
+    pub email: Option<String>,
+    /// Phone number only.
+    pub phone: Option<String>,
+    /// The password.
+    pub password: Option<Password>,
     /// Open a session for the user when the credentials are valid.
     pub open_session: bool,
-    /// The end user the calling server acts for (their IP is limited like a log-in's).
-    pub end_user: ClientInfo,
+    /// The end user's IP address as the calling server reports it (their attempts are limited
+    /// like a log-in's); the calling server's own when absent.
+    pub end_user_ip: Option<String>,
+    /// The end user's user agent.
+    pub end_user_agent: Option<String>,
 }
 
 impl Core {
@@ -207,17 +219,38 @@ impl Core {
         &self,
         caller: &Caller,
         tenant: TenantId,
-        mut cmd: VerifyCredentials,
+        cmd: VerifyCredentials,
     ) -> CoreResult<LoginOutcome<Option<IssuedSession>>> {
         caller.require(tenant, Scope::CredentialsVerify)?;
+        let mut errors = FieldErrors::new();
+        let ip = match cmd.end_user_ip.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+            Some(s) => {
+                s.parse().map_err(|_| errors.add(Field::Param("client_ip"), "must be an IPv4 or IPv6 address")).ok()
+            }
+            // Without the end user's address, limit per calling server rather than not at all.
+            None => caller.client().ip,
+        };
+        let login = LoginCommand::from_fields(
+            cmd.login.as_deref(),
+            cmd.username.as_deref(),
+            cmd.email.as_deref(),
+            cmd.phone.as_deref(),
+            cmd.password,
+        );
+        let login = match login {
+            Ok(l) => Some(l),
+            Err(CoreError::Validation(f)) => {
+                errors.merge(f);
+                None
+            }
+            Err(e) => return Err(e),
+        };
+        errors.into_result()?;
+        let Some(login) = login else { return Err(CoreError::Internal("a valid log-in without a command".into())) };
         let (_, policy) = self.tenant_policy(tenant).await?;
-        // Without the end user's address, limit per calling server rather than not at all.
-        if cmd.end_user.ip.is_none() {
-            cmd.end_user.ip = caller.client().ip;
-        }
-        let end_user = &cmd.end_user;
+        let end_user = &ClientInfo { ip, user_agent: cmd.end_user_agent };
         let result = async {
-            let user = self.check_password(tenant, &cmd.login.identifier, cmd.login.password, end_user).await?;
+            let user = self.check_password(tenant, &login.identifier, login.password, end_user).await?;
             let end = LoginEnd {
                 method: LoginMethod::CredentialCheck,
                 actor: caller.actor(),

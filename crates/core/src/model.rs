@@ -71,6 +71,32 @@ pub struct TenantPolicy {
     /// Session idle timeout, in seconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub session_idle_ttl_secs: Option<u64>,
+    /// Whether users may ask for a log-in link by e-mail instead of typing a password.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub passwordless_login: Option<bool>,
+    /// How long a password reset link works, in seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_reset_ttl_secs: Option<u64>,
+    /// How long an e-mail verification link works, in seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email_verification_ttl_secs: Option<u64>,
+    /// How long a log-in link works, in seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub login_link_ttl_secs: Option<u64>,
+    /// The address its users reach it at (links in mail point there), e.g.
+    /// `https://id.example.com`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_url: Option<String>,
+    /// A logo shown on its pages (an `https` URL).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logo_url: Option<String>,
+    /// Its colour on its pages, `#rrggbb`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub brand_color: Option<String>,
+    /// Origins (`https://app.example.com`) that its pages may send a user back to after
+    /// log-in; anything else goes to the account page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub return_origins: Option<Vec<String>>,
 }
 
 /// The policy in force for one tenant: server defaults overlaid with the tenant's overrides.
@@ -97,6 +123,27 @@ pub struct Policy {
     /// Session idle timeout.
     #[serde(with = "humantime_serde")]
     pub session_idle_ttl: Duration,
+    /// Whether users may ask for a log-in link by e-mail.
+    pub passwordless_login: bool,
+    /// How long a password reset link works.
+    #[serde(with = "humantime_serde")]
+    pub password_reset_ttl: Duration,
+    /// How long an e-mail verification link works.
+    #[serde(with = "humantime_serde")]
+    pub email_verification_ttl: Duration,
+    /// How long a log-in link works.
+    #[serde(with = "humantime_serde")]
+    pub login_link_ttl: Duration,
+    /// The address users reach the server at (links in mail point there). Per tenant, the
+    /// default tenant is served at this address and every other at `{public_url}/t/{slug}`,
+    /// unless the tenant sets its own.
+    pub public_url: String,
+    /// A logo shown on the pages.
+    pub logo_url: Option<String>,
+    /// The colour of the pages, `#rrggbb`.
+    pub brand_color: Option<String>,
+    /// Origins the pages may send a user back to after log-in.
+    pub return_origins: Vec<String>,
 }
 
 impl Default for Policy {
@@ -111,6 +158,14 @@ impl Default for Policy {
             signup_open: true,
             session_absolute_ttl: Duration::from_secs(30 * 24 * 3600),
             session_idle_ttl: Duration::from_secs(7 * 24 * 3600),
+            passwordless_login: false,
+            password_reset_ttl: Duration::from_secs(30 * 60),
+            email_verification_ttl: Duration::from_secs(48 * 3600),
+            login_link_ttl: Duration::from_secs(15 * 60),
+            public_url: "http://localhost:8080".into(),
+            logo_url: None,
+            brand_color: None,
+            return_origins: Vec::new(),
         }
     }
 }
@@ -131,6 +186,17 @@ impl Policy {
                 .map(Duration::from_secs)
                 .unwrap_or(self.session_absolute_ttl),
             session_idle_ttl: t.session_idle_ttl_secs.map(Duration::from_secs).unwrap_or(self.session_idle_ttl),
+            passwordless_login: t.passwordless_login.unwrap_or(self.passwordless_login),
+            password_reset_ttl: t.password_reset_ttl_secs.map(Duration::from_secs).unwrap_or(self.password_reset_ttl),
+            email_verification_ttl: t
+                .email_verification_ttl_secs
+                .map(Duration::from_secs)
+                .unwrap_or(self.email_verification_ttl),
+            login_link_ttl: t.login_link_ttl_secs.map(Duration::from_secs).unwrap_or(self.login_link_ttl),
+            public_url: t.public_url.clone().unwrap_or_else(|| self.public_url.clone()),
+            logo_url: t.logo_url.clone().or_else(|| self.logo_url.clone()),
+            brand_color: t.brand_color.clone().or_else(|| self.brand_color.clone()),
+            return_origins: t.return_origins.clone().unwrap_or_else(|| self.return_origins.clone()),
         }
     }
 
@@ -145,15 +211,85 @@ impl Policy {
         if self.session_absolute_ttl < MIN_SESSION_LIFETIME || self.session_idle_ttl < MIN_SESSION_LIFETIME {
             return Err("session lifetimes must be at least one minute".into());
         }
+        for (name, ttl) in [
+            ("password_reset_ttl", self.password_reset_ttl),
+            ("email_verification_ttl", self.email_verification_ttl),
+            ("login_link_ttl", self.login_link_ttl),
+        ] {
+            if !(MIN_LINK_LIFETIME..=MAX_LINK_LIFETIME).contains(&ttl) {
+                return Err(format!("{name} must be between one minute and 30 days"));
+            }
+        }
+        check_base_url(&self.public_url).map_err(|m| format!("public_url {m}"))?;
+        if let Some(u) = &self.logo_url {
+            check_base_url(u).map_err(|m| format!("logo_url {m}"))?;
+        }
+        if let Some(c) = &self.brand_color {
+            let ok = c.len() == 7 && c.starts_with('#') && c[1..].chars().all(|c| c.is_ascii_hexdigit());
+            if !ok {
+                return Err("brand_color must be a colour in the form #rrggbb".into());
+            }
+        }
+        for o in &self.return_origins {
+            parse_origin(o).map_err(|m| format!("return_origins: {o:?} {m}"))?;
+        }
         Ok(())
     }
+
+    /// Whether the pages may send a user back to `url` after log-in: its origin must be one of
+    /// the tenant's `return_origins`, exactly.
+    pub fn allows_return_to(&self, url: &str) -> bool {
+        let Some((origin, _)) = split_origin(url) else { return false };
+        self.return_origins.iter().any(|o| o.eq_ignore_ascii_case(&origin))
+    }
+}
+
+/// Shortest life of a link sent by mail.
+pub const MIN_LINK_LIFETIME: Duration = Duration::from_secs(60);
+
+/// Longest life of a link sent by mail.
+pub const MAX_LINK_LIFETIME: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// An `http` or `https` URL without whitespace, a fragment or credentials.
+fn check_base_url(u: &str) -> Result<(), &'static str> {
+    split_origin(u).map(|_| ()).ok_or("must be an http or https URL such as https://id.example.com")
+}
+
+/// An origin: `scheme://host[:port]`, nothing after.
+fn parse_origin(o: &str) -> Result<(), &'static str> {
+    match split_origin(o) {
+        Some((origin, rest)) if rest.is_empty() && origin == o.to_ascii_lowercase() => Ok(()),
+        _ => Err("must be an origin such as https://app.example.com (lower case, no path)"),
+    }
+}
+
+/// Splits a URL into its origin (lower-cased) and the rest; `None` unless it is an absolute
+/// `http(s)` URL with a host, no credentials, no whitespace or control characters.
+pub(crate) fn split_origin(url: &str) -> Option<(String, String)> {
+    if url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return None;
+    }
+    let (scheme, rest) = url.split_once("://")?;
+    let scheme = scheme.to_ascii_lowercase();
+    if scheme != "http" && scheme != "https" {
+        return None;
+    }
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(end);
+    if authority.is_empty() || authority.contains('@') || authority.contains('\\') {
+        return None;
+    }
+    Some((format!("{scheme}://{}", authority.to_ascii_lowercase()), tail.to_owned()))
 }
 
 /// What a one-time token is for. A token is only ever consumed for its own purpose.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum TokenPurpose {
-    /// Exchanged once for a session (`POST /v1/login/token`).
+    /// Exchanged once for a session (`POST /v1/login/token`, a log-in link).
     Login,
+    /// Binds the second step of a log-in (the code) to its first (the password): made when
+    /// a password was right, spent with the code.
+    SecondFactorStep,
     /// Proves that the user reads mail sent to their e-mail address.
     EmailVerification,
     /// Lets a user who forgot their password set a new one.
@@ -165,9 +301,47 @@ impl TokenPurpose {
     pub const fn as_str(self) -> &'static str {
         match self {
             Self::Login => "login",
+            Self::SecondFactorStep => "second_factor_step",
             Self::EmailVerification => "email_verification",
             Self::PasswordReset => "password_reset",
         }
+    }
+}
+
+/// What a message of the outbox is; each kind has its templates.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum MailKind {
+    /// A link that verifies an e-mail address (at sign-up, on a change, on request).
+    EmailVerification,
+    /// Tells the old address that a change of address was asked for.
+    EmailChanged,
+    /// A link that sets a new password.
+    PasswordReset,
+    /// A link that logs the user in.
+    LoginLink,
+    /// A message an operator sends to check the mail settings.
+    Test,
+}
+
+impl MailKind {
+    /// Every kind.
+    pub const ALL: [MailKind; 5] =
+        [Self::EmailVerification, Self::EmailChanged, Self::PasswordReset, Self::LoginLink, Self::Test];
+
+    /// The stored name, which is also the name of its templates.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::EmailVerification => "email_verification",
+            Self::EmailChanged => "email_changed",
+            Self::PasswordReset => "password_reset",
+            Self::LoginLink => "login_link",
+            Self::Test => "test",
+        }
+    }
+
+    /// Parses the stored name.
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == s)
     }
 }
 
@@ -223,6 +397,10 @@ pub struct User {
     pub phone: Option<String>,
     /// When the phone number was verified.
     pub phone_verified_at: Option<Timestamp>,
+    /// An address the user asked to change to, waiting for its verification.
+    pub pending_email: Option<String>,
+    /// Whether the user has a confirmed second factor (a TOTP authenticator).
+    pub second_factor: bool,
     /// Whether the account may be used.
     pub status: UserStatus,
     /// Profile fields.

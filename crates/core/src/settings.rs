@@ -29,6 +29,9 @@ pub struct DefineAttribute {
     pub required: bool,
     /// Whether users may set it themselves.
     pub user_editable: bool,
+    /// Problems the surface found reading its request (a type it did not know), reported once
+    /// the caller may define attributes.
+    pub problems: crate::FieldErrors,
 }
 
 impl Core {
@@ -111,17 +114,19 @@ impl Core {
         def: DefineAttribute,
     ) -> CoreResult<AttributeDefinition> {
         caller.require(tenant, Scope::TenantAdmin)?;
+        let mut errors = def.problems;
         let name = def.name.trim();
         let ok = !name.is_empty()
             && name.len() <= MAX_NAME_CHARS
             && name.starts_with(|c: char| c.is_ascii_alphabetic())
             && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
         if !ok {
-            return Err(CoreError::field(
+            errors.add(
                 Field::Param("name"),
                 format!("must be 1 to {MAX_NAME_CHARS} letters, digits, '_' or '-', starting with a letter"),
-            ));
+            );
         }
+        errors.into_result()?;
         self.tenant_policy(tenant).await?;
         let d = NewAttributeDefinition {
             tenant_id: tenant,

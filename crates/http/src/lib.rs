@@ -5,9 +5,11 @@
 //! - [`shared`]: what every surface shares, tied to no error shape — state, client IP, tenant
 //!   resolution, credentials, bodies, and the mounting that makes every failure on a
 //!   surface's paths answer in that surface's format;
+//! - [`json`]: the JSON API's wire format (error shape, extractors, the user as JSON), shared by
+//!   the two surfaces that speak it:
 //! - [`native`]: the native JSON API (`/v1`) and the operational endpoints (`/healthz`,
 //!   `/readyz`, `/openapi.json`);
-//! - [`admin`]: the admin API (`/v1/admin`), in the native JSON shape, for servers with API keys;
+//! - [`admin`]: the admin API (`/v1/admin`), for servers with API keys;
 //! - later, `pages/` (hosted HTML pages) and `dialects/<name>/` (the legacy APIs), one folder
 //!   each, importing no other surface.
 //!
@@ -15,6 +17,7 @@
 //! speaks plain text, to prove that every failure answers in a surface's own format).
 
 pub mod admin;
+pub mod json;
 pub mod native;
 pub mod shared;
 
@@ -59,7 +62,7 @@ pub fn app_with(core: Arc<Core>, config: HttpConfig, extra: impl FnOnce(&AppStat
     let (native, admin, ops, doc) = routes();
     let json = |prefixes: &[&str], tenants: bool, csrf: bool, routes: Router<AppState>| {
         let m = Mount { prefixes: prefixes.iter().map(|p| (*p).to_owned()).collect(), tenants, csrf };
-        mount::<native::error::JsonApi>(m, routes, &state)
+        mount::<json::error::JsonApi>(m, routes, &state)
     };
     let mut surfaces = Surfaces::new(json(&["/v1"], true, true, native));
     surfaces.add(json(&["/v1/admin"], true, true, admin));

@@ -42,6 +42,29 @@ struct BatchRow<'a> {
 
 #[async_trait::async_trait]
 impl ImportStore for PostgresStore {
+    async fn unclassified_passwords(&self, limit: u32) -> StoreResult<Vec<(UserId, String)>> {
+        let rows: Vec<(i64, String)> = sqlx::query_as(
+            "SELECT id, password_hash FROM users WHERE password_scheme IS NULL AND password_hash IS NOT NULL \
+             ORDER BY id LIMIT $1",
+        )
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_err)?;
+        Ok(rows.into_iter().map(|(id, h)| (UserId(id), h)).collect())
+    }
+
+    async fn set_password_scheme(&self, user: UserId, hash: &str, scheme: &str) -> StoreResult<()> {
+        sqlx::query("UPDATE users SET password_scheme = $3 WHERE id = $1 AND password_hash = $2")
+            .bind(user.0)
+            .bind(hash)
+            .bind(scheme)
+            .execute(&self.pool)
+            .await
+            .map_err(map_err)?;
+        Ok(())
+    }
+
     async fn import_users(&self, users: &[NewUser]) -> StoreResult<Vec<ImportOutcome>> {
         if users.is_empty() {
             return Ok(Vec::new());
@@ -109,7 +132,8 @@ impl ImportStore for PostgresStore {
 
     async fn password_schemes(&self, tenant: TenantId) -> StoreResult<Vec<(String, u64)>> {
         let rows: Vec<(String, i64)> = sqlx::query_as(
-            "SELECT coalesce(password_scheme, 'none') AS scheme, count(*) AS n FROM users \
+            "SELECT CASE WHEN password_hash IS NULL THEN 'none' ELSE coalesce(password_scheme, 'unclassified') END \
+             AS scheme, count(*) AS n FROM users \
              WHERE tenant_id = $1 GROUP BY 1",
         )
         .bind(tenant.0)

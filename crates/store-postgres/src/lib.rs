@@ -11,9 +11,11 @@ mod attributes;
 mod audit;
 mod import;
 mod one_time_tokens;
+mod outbox;
 mod revocations;
 mod roles;
 mod rows;
+mod second_factors;
 mod sessions;
 mod tenants;
 mod unit;
@@ -145,5 +147,27 @@ impl Database for PostgresStore {
     async fn begin(&self) -> StoreResult<Box<dyn UnitOfWork>> {
         let tx = self.pool.begin().await.map_err(map_err)?;
         Ok(Box::new(unit::PostgresUnit::new(tx)))
+    }
+
+    async fn server_secret(&self, name: &str, candidate: &[u8], now: Timestamp) -> StoreResult<Vec<u8>> {
+        let made: Option<Vec<u8>> = sqlx::query_scalar(
+            "INSERT INTO server_secrets (name, value, created_at, updated_at) VALUES ($1, $2, $3, $3) \
+             ON CONFLICT (name) DO NOTHING RETURNING value",
+        )
+        .bind(name)
+        .bind(candidate.to_vec())
+        .bind(odt(now))
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(map_err)?;
+        if let Some(v) = made {
+            return Ok(v);
+        }
+        // Another node made it first; a new statement sees its committed row.
+        sqlx::query_scalar("SELECT value FROM server_secrets WHERE name = $1")
+            .bind(name)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(map_err)
     }
 }

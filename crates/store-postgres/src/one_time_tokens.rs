@@ -63,6 +63,23 @@ pub(crate) async fn consume_token(
     }))
 }
 
+/// Removes a user's tokens of a purpose on `conn`.
+pub(crate) async fn delete_tokens(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    user: UserId,
+    purpose: TokenPurpose,
+) -> StoreResult<u64> {
+    let done = sqlx::query("DELETE FROM one_time_tokens WHERE tenant_id = $1 AND user_id = $2 AND purpose = $3")
+        .bind(tenant.0)
+        .bind(user.0)
+        .bind(purpose.as_str())
+        .execute(&mut *conn)
+        .await
+        .map_err(map_err)?;
+    Ok(done.rows_affected())
+}
+
 #[async_trait::async_trait]
 impl OneTimeTokenStore for PostgresStore {
     async fn insert_one_time_token(&self, t: &NewOneTimeToken) -> StoreResult<()> {
@@ -78,5 +95,55 @@ impl OneTimeTokenStore for PostgresStore {
     ) -> StoreResult<Option<ConsumedToken>> {
         let mut conn = self.pool.acquire().await.map_err(map_err)?;
         consume_token(&mut conn, hash, purpose, now).await
+    }
+
+    async fn peek_one_time_token(
+        &self,
+        hash: &TokenHash,
+        purpose: TokenPurpose,
+        now: Timestamp,
+    ) -> StoreResult<Option<ConsumedToken>> {
+        let row = sqlx::query(
+            "SELECT tenant_id, user_id, data FROM one_time_tokens \
+             WHERE token_hash = $1 AND purpose = $2 AND consumed_at IS NULL AND expires_at > $3",
+        )
+        .bind(hash.as_bytes().to_vec())
+        .bind(purpose.as_str())
+        .bind(odt(now))
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(map_err)?;
+        let Some(row) = row else { return Ok(None) };
+        let Json(data): Json<serde_json::Value> = row.try_get("data").map_err(map_err)?;
+        Ok(Some(ConsumedToken {
+            tenant_id: TenantId(row.try_get("tenant_id").map_err(map_err)?),
+            user_id: UserId(row.try_get("user_id").map_err(map_err)?),
+            data,
+        }))
+    }
+
+    async fn delete_one_time_tokens(&self, tenant: TenantId, user: UserId, purpose: TokenPurpose) -> StoreResult<u64> {
+        let mut conn = self.pool.acquire().await.map_err(map_err)?;
+        delete_tokens(&mut conn, tenant, user, purpose).await
+    }
+
+    async fn count_one_time_tokens(
+        &self,
+        tenant: TenantId,
+        user: UserId,
+        purpose: TokenPurpose,
+        since: Timestamp,
+    ) -> StoreResult<u32> {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM one_time_tokens WHERE tenant_id = $1 AND user_id = $2 AND purpose = $3 AND created_at >= $4",
+        )
+        .bind(tenant.0)
+        .bind(user.0)
+        .bind(purpose.as_str())
+        .bind(odt(since))
+        .fetch_one(&self.pool)
+        .await
+        .map_err(map_err)?;
+        Ok(u32::try_from(n).unwrap_or(0))
     }
 }

@@ -10,6 +10,10 @@ use sqlx::postgres::PgListener;
 
 use crate::{PostgresStore, REVOCATION_CHANNEL, map_err};
 
+/// How long the listener waits before trying again after an error, so a dead server is not
+/// hammered.
+const LISTEN_RETRY: std::time::Duration = std::time::Duration::from_millis(500);
+
 /// Notifies the feed of ended sessions (one notification each, delivered on commit).
 pub(crate) async fn notify_revocations(conn: &mut PgConnection, hashes: &[Vec<u8>]) -> StoreResult<()> {
     if hashes.is_empty() {
@@ -54,7 +58,7 @@ impl RevocationStore for PostgresStore {
                 // down. The listener reconnects on the next call.
                 Ok(None) => Err(StoreError::Unavailable("revocation listener reconnecting".into())),
                 Err(e) => {
-                    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+                    tokio::time::sleep(LISTEN_RETRY).await;
                     Err(map_err(e))
                 }
             };

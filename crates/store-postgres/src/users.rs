@@ -214,6 +214,9 @@ pub(crate) async fn update_user_tx(
     if let Some(v) = &u.phone_verified_at {
         b.push(", phone_verified_at = ").push_bind(v.map(odt));
     }
+    if let Some(v) = &u.pending_email {
+        b.push(", pending_email = ").push_bind(v.clone());
+    }
     if let Some(s) = u.status {
         b.push(", status = ").push_bind(s.as_str());
     }

@@ -14,9 +14,11 @@ mod attributes;
 mod audit;
 mod import;
 mod one_time_tokens;
+mod outbox;
 mod revocations;
 mod roles;
 mod rows;
+mod second_factors;
 mod sessions;
 mod tenants;
 mod unit;
@@ -27,6 +29,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use portcullis_core::UniqueField;
+use portcullis_core::clock::Timestamp;
 use portcullis_core::store::{Database, StoreError, StoreResult, UnitOfWork};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 
@@ -178,5 +181,22 @@ impl Database for SqliteStore {
     async fn begin(&self) -> StoreResult<Box<dyn UnitOfWork>> {
         let tx = self.writer.begin_with("BEGIN IMMEDIATE").await.map_err(map_err)?;
         Ok(Box::new(unit::SqliteUnit::new(tx)))
+    }
+
+    async fn server_secret(&self, name: &str, candidate: &[u8], now: Timestamp) -> StoreResult<Vec<u8>> {
+        sqlx::query(
+            "INSERT INTO server_secrets (name, value, created_at, updated_at) VALUES (?1, ?2, ?3, ?3)              ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(name)
+        .bind(candidate.to_vec())
+        .bind(now.unix_micros())
+        .execute(&self.writer)
+        .await
+        .map_err(map_err)?;
+        sqlx::query_scalar("SELECT value FROM server_secrets WHERE name = ?1")
+            .bind(name)
+            .fetch_one(&self.writer)
+            .await
+            .map_err(map_err)
     }
 }

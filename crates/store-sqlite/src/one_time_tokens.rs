@@ -58,6 +58,23 @@ pub(crate) async fn consume_token(
     .transpose()
 }
 
+/// Removes a user's tokens of a purpose on `conn`.
+pub(crate) async fn delete_tokens(
+    conn: &mut SqliteConnection,
+    tenant: TenantId,
+    user: UserId,
+    purpose: TokenPurpose,
+) -> StoreResult<u64> {
+    let done = sqlx::query("DELETE FROM one_time_tokens WHERE tenant_id = ?1 AND user_id = ?2 AND purpose = ?3")
+        .bind(tenant.0)
+        .bind(user.0)
+        .bind(purpose.as_str())
+        .execute(&mut *conn)
+        .await
+        .map_err(map_err)?;
+    Ok(done.rows_affected())
+}
+
 #[async_trait::async_trait]
 impl OneTimeTokenStore for SqliteStore {
     async fn insert_one_time_token(&self, t: &NewOneTimeToken) -> StoreResult<()> {
@@ -73,5 +90,57 @@ impl OneTimeTokenStore for SqliteStore {
     ) -> StoreResult<Option<ConsumedToken>> {
         let mut conn = self.writer.acquire().await.map_err(map_err)?;
         consume_token(&mut conn, hash, purpose, now).await
+    }
+
+    async fn peek_one_time_token(
+        &self,
+        hash: &TokenHash,
+        purpose: TokenPurpose,
+        now: Timestamp,
+    ) -> StoreResult<Option<ConsumedToken>> {
+        let row = sqlx::query(
+            "SELECT tenant_id, user_id, data FROM one_time_tokens \
+             WHERE token_hash = ?1 AND purpose = ?2 AND consumed_at IS NULL AND expires_at > ?3",
+        )
+        .bind(hash.as_bytes().to_vec())
+        .bind(purpose.as_str())
+        .bind(now.unix_micros())
+        .fetch_optional(&self.reader)
+        .await
+        .map_err(map_err)?;
+        row.map(|r| {
+            let data: String = r.try_get("data").map_err(map_err)?;
+            Ok(ConsumedToken {
+                tenant_id: TenantId(r.try_get("tenant_id").map_err(map_err)?),
+                user_id: UserId(r.try_get("user_id").map_err(map_err)?),
+                data: serde_json::from_str(&data).map_err(|e| StoreError::Corrupt(format!("token data: {e}")))?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn delete_one_time_tokens(&self, tenant: TenantId, user: UserId, purpose: TokenPurpose) -> StoreResult<u64> {
+        let mut conn = self.writer.acquire().await.map_err(map_err)?;
+        delete_tokens(&mut conn, tenant, user, purpose).await
+    }
+
+    async fn count_one_time_tokens(
+        &self,
+        tenant: TenantId,
+        user: UserId,
+        purpose: TokenPurpose,
+        since: Timestamp,
+    ) -> StoreResult<u32> {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM one_time_tokens WHERE tenant_id = ?1 AND user_id = ?2 AND purpose = ?3 AND created_at >= ?4",
+        )
+        .bind(tenant.0)
+        .bind(user.0)
+        .bind(purpose.as_str())
+        .bind(since.unix_micros())
+        .fetch_one(&self.reader)
+        .await
+        .map_err(map_err)?;
+        Ok(u32::try_from(n).unwrap_or(0))
     }
 }

@@ -36,8 +36,7 @@ impl RevocationStore for SqliteStore {
             .fetch_one(&self.feed)
             .await
             .map_err(map_err)?;
-        let state =
-            FeedState { pool: self.reader.clone(), cursor: start, every: self.options.revocation_poll_interval };
+        let state = FeedState { pool: self.feed.clone(), cursor: start, every: self.options.revocation_poll_interval };
         let batches = futures::stream::unfold(state, |mut st| async move {
             tokio::time::sleep(st.every).await;
             let batch = st.poll().await;

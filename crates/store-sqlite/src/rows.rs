@@ -24,6 +24,7 @@ pub(crate) static USER_SELECT: LazyLock<String> = LazyLock::new(|| {
         "u.email_verified_at",
         "u.phone",
         "u.phone_verified_at",
+        "u.pending_email",
         "u.password_hash",
         "u.status",
         "u.birth_date",
@@ -39,6 +40,10 @@ pub(crate) static USER_SELECT: LazyLock<String> = LazyLock::new(|| {
     .map(str::to_owned)
     .collect::<Vec<_>>();
     cols.extend(TextField::ALL.iter().map(|f| format!("u.{}", f.name())));
+    cols.push(
+        "EXISTS (SELECT 1 FROM totp_credentials t WHERE t.user_id = u.id AND t.confirmed_at IS NOT NULL) AS second_factor"
+            .to_owned(),
+    );
     cols.push(
         "(SELECT json_group_array(name) FROM (SELECT r.name AS name FROM user_roles ur JOIN roles r ON r.id = ur.role_id \
          WHERE ur.user_id = u.id ORDER BY r.name_norm)) AS roles_json"
@@ -137,6 +142,8 @@ pub(crate) fn user_from_row(row: &SqliteRow) -> StoreResult<UserWithSecret> {
         email_verified_at: ts(row.try_get("email_verified_at").map_err(map_err)?),
         phone: row.try_get("phone").map_err(map_err)?,
         phone_verified_at: ts(row.try_get("phone_verified_at").map_err(map_err)?),
+        pending_email: row.try_get("pending_email").map_err(map_err)?,
+        second_factor: row.try_get::<i64, _>("second_factor").map_err(map_err)? != 0,
         status,
         profile,
         attributes,
@@ -170,7 +177,14 @@ pub(crate) fn session_from_row(row: &SqliteRow) -> StoreResult<Session> {
     })
 }
 
-/// A stored client IP address.
+/// A stored client IP address. One that does not parse (a hand-edited row) reads as unknown
+/// rather than failing the session or the audit page it belongs to.
 pub(crate) fn ip(text: Option<String>) -> StoreResult<Option<std::net::IpAddr>> {
-    text.map(|t| t.parse().map_err(|_| StoreError::Corrupt(format!("IP address {t:?}")))).transpose()
+    Ok(text.and_then(|t| match t.parse() {
+        Ok(ip) => Some(ip),
+        Err(_) => {
+            tracing::warn!("a stored client IP address does not parse; reading it as unknown");
+            None
+        }
+    }))
 }

@@ -275,7 +275,7 @@ pub async fn one_time_tokens_work_once_even_when_raced(db: &TestDb) {
 
     let second = db.second_handle().await;
     let mut tasks = Vec::new();
-    for i in 0..8 {
+    for i in 0..32 {
         let store = if i % 2 == 0 { s.clone() } else { second.clone() };
         let h = t.hash();
         tasks.push(tokio::spawn(

@@ -23,6 +23,7 @@ use serde_json::json;
 use crate::TestDb;
 
 pub use crate::admin_cases::*;
+pub use crate::journey_cases::*;
 
 pub(crate) fn now() -> Timestamp {
     // Stores keep microseconds; start from a whole second so round trips compare exactly.
@@ -53,6 +54,10 @@ pub(crate) fn new_user(tenant: TenantId, username: Option<&str>, email: Option<&
         roles: Vec::new(),
         now: now(),
     }
+}
+
+pub(crate) async fn tenant_id(store: &Arc<dyn Store>, slug: &str) -> TenantId {
+    tenant(store, slug).await
 }
 
 async fn tenant(store: &Arc<dyn Store>, slug: &str) -> TenantId {
@@ -783,11 +788,13 @@ pub async fn a_unit_of_work_commits_all_its_writes_or_none(db: &TestDb) {
     let after = s.user_with_secret_by_id(TenantId::DEFAULT, user.id).await.unwrap().unwrap();
     assert_eq!(after.user.password_version, user.password_version + 1);
 
-    // A conflict inside a unit fails that write; the unit, dropped, leaves nothing.
+    // A conflict inside a unit fails that write, and the unit then refuses to commit, so the
+    // writes before it cannot land without it (on either database).
     let mut unit = s.begin().await.unwrap();
     let other = unit.insert_user(&new_user(TenantId::DEFAULT, Some("fresh"), None)).await.unwrap();
     let clash = unit.insert_user(&new_user(TenantId::DEFAULT, Some("KEPT"), None)).await;
     assert!(matches!(clash, Err(StoreError::Conflict(UniqueField::Username))));
-    drop(unit);
+    assert!(unit.commit().await.is_err(), "a unit with a failed write does not commit");
     assert!(s.user(TenantId::DEFAULT, other.id).await.unwrap().is_none());
+    assert!(s.insert_user(&new_user(TenantId::DEFAULT, Some("after"), None)).await.is_ok(), "the writer is free again");
 }

@@ -11,6 +11,7 @@
 
 pub mod admin_cases;
 pub mod cases;
+pub mod journey_cases;
 
 use std::any::Any;
 use std::future::Future;
@@ -81,7 +82,13 @@ macro_rules! conformance_suite {
             audit_events_are_filtered_and_paged_newest_first,
             roles_and_attributes_are_deleted_with_their_grants,
             an_update_with_a_new_password_is_one_transaction,
-            a_unit_of_work_commits_all_its_writes_or_none
+            a_unit_of_work_commits_all_its_writes_or_none,
+            the_outbox_hands_each_message_to_one_sender_until_it_is_done,
+            a_totp_code_is_good_once_per_time_step_even_when_raced,
+            a_recovery_code_is_good_once_even_when_raced,
+            tokens_of_a_purpose_are_counted_and_spent_together,
+            a_pending_email_waits_beside_the_login_address,
+            every_node_gets_the_same_server_secret
         );
     };
     (@cases $db:expr; $($case:ident),* $(,)?) => {
@@ -123,6 +130,16 @@ mod tests {
             "store-postgres",
             "0002_password_scheme.sql",
             "b2612f532287c7101e76f11102a608ee355e4586cde37bdb26df870e13e02c16",
+        ),
+        (
+            "store-sqlite",
+            "0003_mail_and_second_factors.sql",
+            "a52d60fe514774d55fdce70d04d60252758b468b3563fc723117c5773fc7a349",
+        ),
+        (
+            "store-postgres",
+            "0003_mail_and_second_factors.sql",
+            "42520771f0dd82ecc2fa7a4a3dccf00265a83ec62626f9e6fe7ad33dfb9c1a5c",
         ),
     ];
 

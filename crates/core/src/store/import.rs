@@ -32,4 +32,9 @@ pub trait ImportStore: Send + Sync + Debug {
     /// each hash), keyed by [`crate::legacy_hash::HashScheme`] name, or `none` for users without
     /// a password.
     async fn password_schemes(&self, tenant: TenantId) -> StoreResult<Vec<(String, u64)>>;
+    /// Up to `limit` users whose password has no recorded scheme (written by an older
+    /// release, during a rolling upgrade), with the hash, for the core to classify.
+    async fn unclassified_passwords(&self, limit: u32) -> StoreResult<Vec<(UserId, String)>>;
+    /// Records the scheme of a user's password, provided the hash is still `hash`.
+    async fn set_password_scheme(&self, user: UserId, hash: &str, scheme: &str) -> StoreResult<()>;
 }

@@ -20,7 +20,9 @@ mod api_keys;
 mod attributes;
 mod audit;
 mod import;
+mod outbox;
 mod roles;
+mod second_factors;
 mod sessions;
 mod tenants;
 mod tokens;
@@ -33,14 +35,16 @@ pub use self::api_keys::{ApiKeyStore, NewApiKey};
 pub use self::attributes::{AttributeStore, NewAttributeDefinition};
 pub use self::audit::{AuditQuery, AuditStore, NewAuditEvent};
 pub use self::import::{ImportOutcome, ImportStore};
+pub use self::outbox::{NewOutboxMessage, OutboxMessage, OutboxStore};
 pub use self::roles::{NewRole, RoleStore};
+pub use self::second_factors::{SecondFactorStore, TotpCredential};
 pub use self::sessions::{NewSession, Revocation, RevocationFeed, RevocationStore, SessionStore};
 pub use self::tenants::{NewTenant, TenantStore, TenantUpdate};
 pub use self::tokens::{ConsumedToken, NewOneTimeToken, OneTimeTokenStore};
 pub use self::users::{EndSessions, NewUser, PasswordChange, UserQuery, UserStore, UserUpdate, UserWithSecret};
 use crate::clock::Timestamp;
 use crate::error::UniqueField;
-use crate::ids::{TenantId, UserId};
+use crate::ids::{OutboxId, TenantId, UserId};
 use crate::model::{TokenPurpose, User};
 use crate::secret::TokenHash;
 
@@ -83,6 +87,9 @@ pub trait Database: Send + Sync + Debug {
     /// While a unit of work is open, make every write of the operation through it: on SQLite
     /// it holds the one write connection, so a write through the store would wait for it.
     async fn begin(&self) -> StoreResult<Box<dyn UnitOfWork>>;
+    /// The server's secret named `name`: the stored one, or, the first time it is asked for,
+    /// `candidate`, stored. Every node asking at once gets the same one.
+    async fn server_secret(&self, name: &str, candidate: &[u8], now: Timestamp) -> StoreResult<Vec<u8>>;
 }
 
 /// Several writes, across parts of the store, that commit together or not at all. Each
@@ -103,6 +110,15 @@ pub trait UnitOfWork: Send {
     async fn set_password_hash(&mut self, tenant: TenantId, id: UserId, change: &PasswordChange) -> StoreResult<bool>;
     /// See [`OneTimeTokenStore::insert_one_time_token`].
     async fn insert_one_time_token(&mut self, t: &NewOneTimeToken) -> StoreResult<()>;
+    /// See [`OneTimeTokenStore::delete_one_time_tokens`].
+    async fn delete_one_time_tokens(
+        &mut self,
+        tenant: TenantId,
+        user: UserId,
+        purpose: TokenPurpose,
+    ) -> StoreResult<u64>;
+    /// See [`OutboxStore::enqueue_mail`].
+    async fn enqueue_mail(&mut self, m: &NewOutboxMessage) -> StoreResult<OutboxId>;
     /// See [`OneTimeTokenStore::consume_one_time_token`].
     async fn consume_one_time_token(
         &mut self,
@@ -128,6 +144,8 @@ pub trait Store:
     + OneTimeTokenStore
     + AuditStore
     + ImportStore
+    + OutboxStore
+    + SecondFactorStore
     + 'static
 {
 }
@@ -144,6 +162,8 @@ impl<T> Store for T where
         + OneTimeTokenStore
         + AuditStore
         + ImportStore
+        + OutboxStore
+        + SecondFactorStore
         + 'static
 {
 }
@@ -174,6 +194,10 @@ pub struct Stores {
     pub audit: Arc<dyn AuditStore>,
     /// Bulk import and export.
     pub import: Arc<dyn ImportStore>,
+    /// The mail outbox.
+    pub outbox: Arc<dyn OutboxStore>,
+    /// Second factors.
+    pub second_factors: Arc<dyn SecondFactorStore>,
 }
 
 impl Stores {
@@ -190,7 +214,9 @@ impl Stores {
             api_keys: store.clone(),
             tokens: store.clone(),
             audit: store.clone(),
-            import: store,
+            import: store.clone(),
+            outbox: store.clone(),
+            second_factors: store,
         }
     }
 }

@@ -64,4 +64,22 @@ pub trait OneTimeTokenStore: Send + Sync + Debug {
         purpose: TokenPurpose,
         now: Timestamp,
     ) -> StoreResult<Option<ConsumedToken>>;
+    /// The unexpired, unused token with this hash and purpose, without using it up (to find
+    /// whose it is before the work that consuming it pays for).
+    async fn peek_one_time_token(
+        &self,
+        hash: &TokenHash,
+        purpose: TokenPurpose,
+        now: Timestamp,
+    ) -> StoreResult<Option<ConsumedToken>>;
+    /// Removes every token of a user for a purpose (used or not); returns how many.
+    async fn delete_one_time_tokens(&self, tenant: TenantId, user: UserId, purpose: TokenPurpose) -> StoreResult<u64>;
+    /// How many tokens of a user for a purpose were made at or after `since` (for resend limits).
+    async fn count_one_time_tokens(
+        &self,
+        tenant: TenantId,
+        user: UserId,
+        purpose: TokenPurpose,
+        since: Timestamp,
+    ) -> StoreResult<u32>;
 }

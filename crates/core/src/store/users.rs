@@ -79,6 +79,8 @@ pub struct UserUpdate {
     pub phone: Option<Option<Phone>>,
     /// New phone verification time.
     pub phone_verified_at: Option<Option<Timestamp>>,
+    /// A new address waiting for verification (`Some(None)` clears it).
+    pub pending_email: Option<Option<String>>,
     /// New status.
     pub status: Option<UserStatus>,
     /// Profile changes.
@@ -113,6 +115,7 @@ impl UserUpdate {
             && self.email_verified_at.is_none()
             && self.phone.is_none()
             && self.phone_verified_at.is_none()
+            && self.pending_email.is_none()
             && self.status.is_none()
             && self.profile.is_empty()
             && self.attributes.is_empty()

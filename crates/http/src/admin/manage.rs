@@ -12,7 +12,7 @@ use portcullis_core::model::{
 use portcullis_core::settings::DefineAttribute;
 use portcullis_core::store::{AuditQuery, TenantUpdate};
 use portcullis_core::tenants::CreateTenantCommand;
-use portcullis_core::{ApiKeyId, AttributeId, AuditEventId, CoreError, Field, FieldErrors, RoleId, Timestamp, UserId};
+use portcullis_core::{ApiKeyId, AttributeId, AuditEventId, Field, FieldErrors, RoleId, Timestamp, UserId};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use utoipa::ToSchema;
@@ -20,8 +20,8 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::{int_param, path_id, time_param};
-use crate::native::error::{ApiError, ErrorBody};
-use crate::native::extract::{JsonBody, KeyAuth, QueryParams};
+use crate::json::error::{ApiError, ErrorBody};
+use crate::json::extract::{JsonBody, KeyAuth, QueryParams};
 use crate::shared::AppState;
 
 pub(super) fn routes() -> OpenApiRouter<AppState> {
@@ -98,7 +98,7 @@ async fn create_role(
     responses((status = 204, description = "Deleted"), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)),
     security(("api_key" = [])))]
 async fn delete_role(State(st): State<AppState>, key: KeyAuth, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
-    st.core.delete_role(&key.caller, key.tenant, RoleId(path_id(&id)?)).await?;
+    st.core.delete_role(&key.caller, key.tenant, RoleId(path_id(&id))).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -169,9 +169,13 @@ async fn create_attribute(
     key: KeyAuth,
     JsonBody(req): JsonBody<CreateAttributeRequest>,
 ) -> Result<Response, ApiError> {
-    let kind = AttributeKind::parse(&req.kind)
-        .ok_or_else(|| CoreError::field(Field::Param("kind"), "must be string, integer, number, boolean or date"))?;
-    let def = DefineAttribute { name: req.name, kind, required: req.required, user_editable: req.user_editable };
+    let mut problems = FieldErrors::new();
+    let kind = AttributeKind::parse(&req.kind).unwrap_or_else(|| {
+        problems.add(Field::Param("kind"), "must be string, integer, number, boolean or date");
+        AttributeKind::String
+    });
+    let def =
+        DefineAttribute { name: req.name, kind, required: req.required, user_editable: req.user_editable, problems };
     let d = st.core.define_attribute(&key.caller, key.tenant, def).await?;
     Ok((StatusCode::CREATED, Json(AttributeBody::from(&d))).into_response())
 }
@@ -196,7 +200,7 @@ async fn update_attribute(
     Path(id): Path<String>,
     JsonBody(req): JsonBody<UpdateAttributeRequest>,
 ) -> Result<Json<AttributeBody>, ApiError> {
-    let id = AttributeId(path_id(&id)?);
+    let id = AttributeId(path_id(&id));
     let d = st.core.update_attribute(&key.caller, key.tenant, id, req.required, req.user_editable).await?;
     Ok(Json(AttributeBody::from(&d)))
 }
@@ -210,7 +214,7 @@ async fn delete_attribute(
     key: KeyAuth,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    st.core.delete_attribute(&key.caller, key.tenant, AttributeId(path_id(&id)?)).await?;
+    st.core.delete_attribute(&key.caller, key.tenant, AttributeId(path_id(&id))).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -305,8 +309,7 @@ async fn create_key(
         }
     }
     let expires_at = time_param("expires_at", req.expires_at.as_deref(), &mut errors);
-    errors.into_result()?;
-    let cmd = CreateApiKeyCommand { tenant: Some(key.tenant), name: req.name, scopes, expires_at };
+    let cmd = CreateApiKeyCommand { tenant: Some(key.tenant), name: req.name, scopes, expires_at, problems: errors };
     let issued = st.core.create_api_key(&key.caller, cmd).await?;
     let body = CreatedKey { key: issued.key.expose().to_owned(), record: KeyBody::from(&issued.record) };
     Ok((StatusCode::CREATED, Json(body)).into_response())
@@ -317,7 +320,7 @@ async fn create_key(
     responses((status = 204, description = "Revoked"), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)),
     security(("api_key" = [])))]
 async fn revoke_key(State(st): State<AppState>, key: KeyAuth, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
-    st.core.revoke_api_key(&key.caller, Some(key.tenant), ApiKeyId(path_id(&id)?)).await?;
+    st.core.revoke_api_key(&key.caller, Some(key.tenant), ApiKeyId(path_id(&id))).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -385,9 +388,8 @@ async fn audit_log(
         before: int_param("before", p.before.as_deref(), &mut errors).map(AuditEventId),
         limit: u32::try_from(int_param("limit", p.limit.as_deref(), &mut errors).unwrap_or(100)).unwrap_or(u32::MAX),
     };
-    errors.into_result()?;
     let limit = q.limit as usize;
-    let events = st.core.audit_events(&key.caller, q).await?;
+    let events = st.core.audit_events(&key.caller, q, errors).await?;
     let next = if events.len() == limit { events.last().map(|e| e.id.0) } else { None };
     Ok(Json(AuditPage { events: events.iter().map(audit_json).collect(), next }))
 }

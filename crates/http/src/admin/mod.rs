@@ -1,6 +1,6 @@
 //! The admin API (`/v1/admin`, and per tenant `/t/{tenant}/v1/admin`), for servers holding an
-//! API key. It speaks the native JSON shape (its errors are [`ApiError`], its rejections
-//! [`JsonApi`](crate::native::error::JsonApi)). Each handler authenticates the key, calls one
+//! API key. It speaks the JSON API's shape ([`crate::json`]: its errors are [`ApiError`], its
+//! rejections [`JsonApi`](crate::json::error::JsonApi)). Each handler authenticates the key, calls one
 //! core operation *as that key*, and maps the answer: which scope an operation needs, in which
 //! tenant, is the core's to decide (a key of another tenant gets 401 like an unknown key; a key
 //! without the scope, 403).
@@ -12,7 +12,6 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use portcullis_core::admin::ListUsers;
-use portcullis_core::login::identifier_from_fields;
 use portcullis_core::model::UserStatus;
 use portcullis_core::{CoreError, Field, FieldErrors, Timestamp, UserId};
 use serde::{Deserialize, Serialize};
@@ -21,10 +20,10 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::native::account_with;
-use crate::native::dto::{MeResponse, user_json};
-use crate::native::error::{ApiError, ErrorBody};
-use crate::native::extract::{JsonBody, KeyAuth, QueryParams};
+use crate::json::account_with;
+use crate::json::error::{ApiError, ErrorBody};
+use crate::json::extract::{JsonBody, KeyAuth, QueryParams};
+use crate::json::user::{MeResponse, user_json};
 use crate::shared::AppState;
 
 /// The admin routes, relative to `/v1/admin`.
@@ -40,9 +39,11 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .merge(manage::routes())
 }
 
-/// Parses a path id; anything else is a 404 (the resource cannot exist).
-pub(crate) fn path_id(raw: &str) -> Result<i64, ApiError> {
-    raw.parse::<i64>().ok().filter(|i| *i > 0).ok_or_else(ApiError::not_found)
+/// Parses a path id. Anything that is not a positive number reads as 0, an id nothing has: the
+/// core still checks the caller first (403 for a key without the scope), then finds nothing
+/// (404).
+pub(crate) fn path_id(raw: &str) -> i64 {
+    raw.parse::<i64>().ok().filter(|i| *i > 0).unwrap_or(0)
 }
 
 /// An error of the core with a parameter renamed to this API's name for it.
@@ -109,7 +110,7 @@ pub struct ListUsersParams {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct UsersPage {
     /// The users, by id.
-    #[schema(value_type = Vec<crate::native::dto::UserBody>)]
+    #[schema(value_type = Vec<crate::json::user::UserBody>)]
     users: Vec<Value>,
     /// Pass as `after` for the next page; absent on the last page.
     next: Option<i64>,
@@ -138,9 +139,9 @@ async fn list_users(
     let created_before = time_param("created_before", p.created_before.as_deref(), &mut errors);
     let after = int_param("after", p.after.as_deref(), &mut errors).map(UserId);
     let limit = int_param("limit", p.limit.as_deref(), &mut errors).unwrap_or(50);
-    errors.into_result()?;
     let limit = u32::try_from(limit).unwrap_or(u32::MAX);
-    let f = ListUsers { search: p.q, status, role: p.role, created_after, created_before, after, limit };
+    let f =
+        ListUsers { search: p.q, status, role: p.role, created_after, created_before, after, limit, problems: errors };
     // The core calls the search text `search`; this API calls it `q`.
     let users = st.core.list_users(&key.caller, key.tenant, f).await.map_err(|e| rename_param(e, "search", "q"))?;
     let next = if users.len() == limit as usize { users.last().map(|u| u.id.0) } else { None };
@@ -198,10 +199,8 @@ async fn user_exists(
     key: KeyAuth,
     QueryParams(p): QueryParams<ExistsParams>,
 ) -> Result<Json<ExistsResponse>, ApiError> {
-    let login =
-        identifier_from_fields(p.login.as_deref(), p.username.as_deref(), p.email.as_deref(), p.phone.as_deref())
-            .map_err(|m| CoreError::field(Field::Login, m))?;
-    let exists = st.core.identifier_exists(&key.caller, key.tenant, &login).await?;
+    let fields = [p.login.as_deref(), p.username.as_deref(), p.email.as_deref(), p.phone.as_deref()];
+    let exists = st.core.identifier_exists(&key.caller, key.tenant, fields).await?;
     Ok(Json(ExistsResponse { exists }))
 }
 
@@ -216,7 +215,7 @@ async fn get_user(
     key: KeyAuth,
     Path(id): Path<String>,
 ) -> Result<Json<MeResponse>, ApiError> {
-    let user = st.core.user(&key.caller, key.tenant, UserId(path_id(&id)?)).await?;
+    let user = st.core.user(&key.caller, key.tenant, UserId(path_id(&id))).await?;
     Ok(Json(MeResponse { user: user_json(&user) }))
 }
 
@@ -234,7 +233,7 @@ async fn update_user(
     Path(id): Path<String>,
     JsonBody(fields): JsonBody<Map<String, Value>>,
 ) -> Result<Json<MeResponse>, ApiError> {
-    let id = UserId(path_id(&id)?);
+    let id = UserId(path_id(&id));
     let (account, [password]) = account_with(fields, [Field::Password]);
     let user = st.core.update_user(&key.caller, key.tenant, id, account, password).await?;
     Ok(Json(MeResponse { user: user_json(&user) }))
@@ -247,7 +246,7 @@ async fn update_user(
     security(("api_key" = []))
 )]
 async fn delete_user(State(st): State<AppState>, key: KeyAuth, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
-    st.core.delete_user(&key.caller, key.tenant, UserId(path_id(&id)?)).await?;
+    st.core.delete_user(&key.caller, key.tenant, UserId(path_id(&id))).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -262,7 +261,7 @@ async fn disable_user(
     key: KeyAuth,
     Path(id): Path<String>,
 ) -> Result<Json<MeResponse>, ApiError> {
-    let user = st.core.set_user_disabled(&key.caller, key.tenant, UserId(path_id(&id)?), true).await?;
+    let user = st.core.set_user_disabled(&key.caller, key.tenant, UserId(path_id(&id)), true).await?;
     Ok(Json(MeResponse { user: user_json(&user) }))
 }
 
@@ -277,7 +276,7 @@ async fn enable_user(
     key: KeyAuth,
     Path(id): Path<String>,
 ) -> Result<Json<MeResponse>, ApiError> {
-    let user = st.core.set_user_disabled(&key.caller, key.tenant, UserId(path_id(&id)?), false).await?;
+    let user = st.core.set_user_disabled(&key.caller, key.tenant, UserId(path_id(&id)), false).await?;
     Ok(Json(MeResponse { user: user_json(&user) }))
 }
 
@@ -299,7 +298,7 @@ async fn end_user_sessions(
     key: KeyAuth,
     Path(id): Path<String>,
 ) -> Result<Json<SessionsEnded>, ApiError> {
-    let n = st.core.end_user_sessions(&key.caller, key.tenant, UserId(path_id(&id)?)).await?;
+    let n = st.core.end_user_sessions(&key.caller, key.tenant, UserId(path_id(&id))).await?;
     Ok(Json(SessionsEnded { sessions_ended: n }))
 }
 
@@ -325,7 +324,7 @@ async fn issue_login_token(
     key: KeyAuth,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let t = st.core.issue_login_token(&key.caller, key.tenant, UserId(path_id(&id)?)).await?;
+    let t = st.core.issue_login_token(&key.caller, key.tenant, UserId(path_id(&id))).await?;
     let body = LoginTokenResponse { token: t.token.expose().to_owned(), expires_at: t.expires_at };
     Ok((StatusCode::CREATED, Json(body)).into_response())
 }

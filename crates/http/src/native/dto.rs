@@ -1,150 +1,18 @@
-//! Wire types of the native API, and their OpenAPI schemas. The user object is flat: every
-//! profile field sits beside the identifiers, exactly as clients send them at sign-up. Its
-//! schema is built from the core's field table so the document cannot drift from the code.
+//! Wire types of the native API, and their OpenAPI schemas (the user itself is in
+//! [`crate::json::user`]).
 
 use std::borrow::Cow;
 
-use portcullis_core::Field;
-use portcullis_core::login::{IssuedSession, LoginCommand, SecondFactorRequired, VerifyCredentials};
-use portcullis_core::model::{Session, User};
-use portcullis_core::profile::{TextField, TextKind};
+use portcullis_core::login::{IssuedSession, SecondFactorRequired, VerifyCredentials};
+use portcullis_core::model::Session;
 use portcullis_core::{Password, Timestamp};
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value, json};
+use serde_json::Value;
 use utoipa::openapi::RefOr;
-use utoipa::openapi::schema::{
-    AdditionalProperties, ArrayBuilder, KnownFormat, ObjectBuilder, Schema, SchemaFormat, SchemaType, Type,
-};
+use utoipa::openapi::schema::{AdditionalProperties, KnownFormat, ObjectBuilder, Schema, SchemaFormat, Type};
 use utoipa::{PartialSchema, ToSchema};
 
-/// The JSON form of a user.
-pub fn user_json(u: &User) -> Value {
-    let mut m = Map::new();
-    m.insert("id".into(), json!(u.id.0));
-    m.insert("username".into(), json!(u.username));
-    m.insert("email".into(), json!(u.email));
-    m.insert("email_verified".into(), json!(u.email_verified_at.is_some()));
-    m.insert("phone".into(), json!(u.phone));
-    m.insert("phone_verified".into(), json!(u.phone_verified_at.is_some()));
-    m.insert("status".into(), json!(u.status.as_str()));
-    m.insert("roles".into(), json!(u.roles));
-    m.insert("attributes".into(), json!(u.attributes));
-    for f in TextField::ALL {
-        m.insert(f.name().into(), json!(u.profile.text(*f)));
-    }
-    let birth = u.profile.birth_date.map(|d| format!("{:04}-{:02}-{:02}", d.year(), u8::from(d.month()), d.day()));
-    m.insert("birth_date".into(), json!(birth));
-    m.insert("newsletter".into(), json!(u.profile.newsletter));
-    m.insert("meta".into(), Value::Object(u.profile.meta.clone()));
-    m.insert("created_at".into(), json!(u.created_at));
-    m.insert("updated_at".into(), json!(u.updated_at));
-    m.insert("last_login_at".into(), json!(u.last_login_at));
-    m.insert("password_changed_at".into(), json!(u.password_changed_at));
-    Value::Object(m)
-}
-
-/// A user, as the native API shows it.
-#[derive(Debug)]
-pub struct UserBody;
-
-fn nullable(t: Type) -> SchemaType {
-    SchemaType::from_iter([t, Type::Null])
-}
-
-fn string_field(kind: TextKind, max: usize, nullable_: bool) -> ObjectBuilder {
-    let ty = if nullable_ { nullable(Type::String) } else { SchemaType::new(Type::String) };
-    let b = ObjectBuilder::new().schema_type(ty).max_length(Some(max));
-    match kind {
-        TextKind::Url => b.description(Some("An http or https URL.")),
-        TextKind::Email => b.format(Some(SchemaFormat::KnownFormat(KnownFormat::Email))),
-        _ => b,
-    }
-}
-
-/// Adds every profile field to an object schema.
-fn with_profile(mut b: ObjectBuilder) -> ObjectBuilder {
-    for f in TextField::ALL {
-        b = b.property(f.name(), string_field(f.kind(), f.max_chars(), true));
-    }
-    b.property(
-        "birth_date",
-        ObjectBuilder::new()
-            .schema_type(nullable(Type::String))
-            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Date))),
-    )
-    .property("newsletter", ObjectBuilder::new().schema_type(Type::Boolean))
-    .property(
-        "meta",
-        ObjectBuilder::new()
-            .schema_type(nullable(Type::Object))
-            .description(Some("Free-form metadata (a JSON object, at most 16 KiB).")),
-    )
-}
-
-fn attributes_schema() -> ObjectBuilder {
-    ObjectBuilder::new()
-        .schema_type(Type::Object)
-        .additional_properties(Some(AdditionalProperties::FreeForm(true)))
-        .description(Some("Custom attributes by name; their types are defined per tenant."))
-}
-
-fn timestamp(nullable_: bool) -> ObjectBuilder {
-    let ty = if nullable_ { nullable(Type::String) } else { SchemaType::new(Type::String) };
-    ObjectBuilder::new().schema_type(ty).format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime)))
-}
-
-impl PartialSchema for UserBody {
-    fn schema() -> RefOr<Schema> {
-        let b = ObjectBuilder::new()
-            .property(
-                "id",
-                ObjectBuilder::new()
-                    .schema_type(Type::Integer)
-                    .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64))),
-            )
-            .property("username", ObjectBuilder::new().schema_type(nullable(Type::String)))
-            .property(
-                "email",
-                ObjectBuilder::new()
-                    .schema_type(nullable(Type::String))
-                    .format(Some(SchemaFormat::KnownFormat(KnownFormat::Email))),
-            )
-            .property("email_verified", ObjectBuilder::new().schema_type(Type::Boolean))
-            .property("phone", ObjectBuilder::new().schema_type(nullable(Type::String)))
-            .property("phone_verified", ObjectBuilder::new().schema_type(Type::Boolean))
-            .property(
-                "status",
-                ObjectBuilder::new().schema_type(Type::String).enum_values(Some(["active", "pending", "disabled"])),
-            )
-            .property("roles", ArrayBuilder::new().items(ObjectBuilder::new().schema_type(Type::String)))
-            .property("attributes", attributes_schema());
-        let b = with_profile(b)
-            .property("created_at", timestamp(false))
-            .property("updated_at", timestamp(false))
-            .property("last_login_at", timestamp(true))
-            .property("password_changed_at", timestamp(true));
-        let required = [
-            "id",
-            "username",
-            "email",
-            "email_verified",
-            "phone",
-            "phone_verified",
-            "status",
-            "roles",
-            "attributes",
-            "created_at",
-            "updated_at",
-        ];
-        RefOr::T(Schema::Object(required.into_iter().fold(b, |b, r| b.required(r)).build()))
-    }
-}
-
-impl ToSchema for UserBody {
-    fn name() -> Cow<'static, str> {
-        Cow::Borrowed("User")
-    }
-}
+use crate::json::user::{UserBody, attributes_schema, nullable, with_profile};
 
 /// Identifier fields and profile fields a user may set, shared by sign-up and `PATCH /v1/me`.
 fn editable_fields() -> ObjectBuilder {
@@ -312,14 +180,6 @@ pub struct AuthResponse {
     pub session: Option<IssuedSessionBody>,
 }
 
-/// Answer of `GET /v1/me` and `PATCH /v1/me`.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct MeResponse {
-    /// The account.
-    #[schema(value_type = UserBody)]
-    pub user: Value,
-}
-
 /// Answer of `GET /v1/session`.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SessionResponse {
@@ -428,23 +288,20 @@ pub struct VerifyRequest {
 }
 
 impl VerifyRequest {
-    /// The core command, and whether to return the profile.
-    pub fn into_command(self) -> Result<(VerifyCredentials, bool), super::error::ApiError> {
-        let ip = match self.client_ip.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
-            Some(s) => Some(s.parse().map_err(|_| {
-                portcullis_core::CoreError::field(Field::Param("client_ip"), "must be an IPv4 or IPv6 address")
-            })?),
-            None => None,
+    /// The core command (which the core checks once the caller may ask), and whether to
+    /// return the profile.
+    pub fn into_command(self) -> (VerifyCredentials, bool) {
+        let cmd = VerifyCredentials {
+            login: self.login,
+            username: self.username,
+            email: self.email,
+            phone: self.phone,
+            password: self.password,
+            open_session: self.open_session,
+            end_user_ip: self.client_ip,
+            end_user_agent: self.user_agent,
         };
-        let login = LoginCommand::from_fields(
-            self.login.as_deref(),
-            self.username.as_deref(),
-            self.email.as_deref(),
-            self.phone.as_deref(),
-            self.password,
-        )?;
-        let end_user = portcullis_core::ClientInfo { ip, user_agent: self.user_agent };
-        Ok((VerifyCredentials { login, open_session: self.open_session, end_user }, self.return_user))
+        (cmd, self.return_user)
     }
 }
 

@@ -1,10 +1,8 @@
 //! The native JSON API (`/v1`). Handlers are thin: extract, call one core operation, map the
 //! result. Every error leaves through [`ApiError`]; the shared layer's rejections through
-//! [`error::JsonApi`], in the same shape.
+//! [`crate::json::error::JsonApi`], in the same shape.
 
 pub mod dto;
-pub mod error;
-pub mod extract;
 pub mod ops;
 
 use axum::Json;
@@ -13,7 +11,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use portcullis_core::accounts::SignupCommand;
 use portcullis_core::login::{IssuedSession, LoginCommand, LoginOutcome, SecondFactorRequired};
-use portcullis_core::{AccountInput, CoreError, Field, Password, SessionId};
+use portcullis_core::{AccountInput, CoreError, Field, SessionId};
 use serde_json::{Map, Value};
 use utoipa::openapi::OpenApi as OpenApiDoc;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -23,11 +21,13 @@ use utoipa_axum::routes;
 
 use self::dto::{
     AuthResponse, ChangePasswordRequest, DeleteMeRequest, IssuedSessionBody, LoginRequest, LoginTokenRequest,
-    LogoutAllResponse, MeResponse, ProfilePatchBody, SecondFactorBody, SessionBody, SessionResponse, SessionsResponse,
-    SignupBody, VerifyRequest, VerifyResponse, user_json,
+    LogoutAllResponse, ProfilePatchBody, SecondFactorBody, SessionBody, SessionResponse, SessionsResponse, SignupBody,
+    VerifyRequest, VerifyResponse,
 };
-use self::error::{ApiError, ErrorBody};
-use self::extract::{Authenticated, JsonBody, KeyAuth};
+use crate::json::account_with;
+use crate::json::error::{ApiError, ErrorBody};
+use crate::json::extract::{Authenticated, JsonBody, KeyAuth};
+use crate::json::user::{MeResponse, user_json};
 use crate::shared::{AppState, Client, CookieSecure, CurrentTenant};
 
 /// The API description: every path of the native and admin APIs and the probes.
@@ -89,28 +89,6 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(change_password))
         .routes(routes!(login_with_token))
         .routes(routes!(verify_credentials))
-}
-
-/// The account fields of a JSON object in the native names, after taking out the password
-/// fields named; a password of the wrong type is reported with every other problem.
-pub(crate) fn account_with<const N: usize>(
-    mut fields: Map<String, Value>,
-    passwords: [Field; N],
-) -> (AccountInput, [Option<Password>; N]) {
-    let mut wrong = Vec::new();
-    let taken = passwords.map(|f| match fields.remove(&f.name()) {
-        None | Some(Value::Null) => None,
-        Some(Value::String(s)) => Some(Password::new(s)),
-        Some(_) => {
-            wrong.push(f);
-            None
-        }
-    });
-    let mut account = AccountInput::from_json(fields);
-    for f in wrong {
-        account.reject(f, "has the wrong type");
-    }
-    (account, taken)
 }
 
 /// Sign up and log in.
@@ -243,7 +221,7 @@ async fn verify_credentials(
     key: KeyAuth,
     JsonBody(req): JsonBody<VerifyRequest>,
 ) -> Result<Json<VerifyResponse>, ApiError> {
-    let (cmd, return_user) = req.into_command()?;
+    let (cmd, return_user) = req.into_command();
     let invalid =
         |reason| VerifyResponse { valid: false, reason: Some(reason), user_id: None, user: None, session: None };
     match st.core.verify_credentials(&key.caller, key.tenant, cmd).await {

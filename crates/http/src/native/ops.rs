@@ -11,7 +11,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::dto::StatusResponse;
-use super::error::{ApiError, ErrorBody};
+use crate::json::error::{ApiError, ErrorBody};
 use crate::shared::AppState;
 
 /// The paths this surface owns.

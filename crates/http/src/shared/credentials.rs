@@ -7,8 +7,8 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use portcullis_core::Password;
 
-/// What the `Authorization` header holds.
-#[derive(Debug, PartialEq, Eq)]
+/// What the `Authorization` header holds. `Debug` never shows a credential.
+#[derive(PartialEq, Eq)]
 pub enum Authorization {
     /// No `Authorization` header.
     Absent,
@@ -18,6 +18,17 @@ pub enum Authorization {
     Basic(BasicCredentials),
     /// Another scheme, or a header that cannot be read.
     Other,
+}
+
+impl std::fmt::Debug for Authorization {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Absent => f.write_str("Absent"),
+            Self::Bearer(_) => f.write_str("Bearer(<redacted>)"),
+            Self::Basic(b) => f.debug_tuple("Basic").field(b).finish(),
+            Self::Other => f.write_str("Other"),
+        }
+    }
 }
 
 /// Decoded HTTP Basic credentials.

@@ -153,11 +153,12 @@ pub fn mount<S: Surface>(mount: Mount, routes: Router<AppState>, state: &AppStat
     let mut router = routes
         .fallback(|| async { S::reject(Rejection::NotFound) })
         .method_not_allowed_fallback(|| async { S::reject(Rejection::MethodNotAllowed) });
-    if mount.csrf {
-        router = router.layer(axum::middleware::from_fn(csrf::guard::<S>));
-    }
+    // The last layer added runs first: the cross-site check before tenant resolution.
     if mount.tenants {
         router = router.layer(axum::middleware::from_fn_with_state(state.clone(), resolve_tenant::<S>));
+    }
+    if mount.csrf {
+        router = router.layer(axum::middleware::from_fn(csrf::guard::<S>));
     }
     let router = router
         .layer(CatchPanicLayer::custom(|_| {

@@ -113,8 +113,13 @@ pub async fn run(config: &Config, command: KeyCommand) -> Result<(), Failure> {
                     Some(slug) => Some(enabled_tenant(core, slug).await?),
                     None => None,
                 };
-                let cmd =
-                    CreateApiKeyCommand { tenant: tenant.as_ref().map(|t| t.id), name: a.name, scopes, expires_at };
+                let cmd = CreateApiKeyCommand {
+                    tenant: tenant.as_ref().map(|t| t.id),
+                    name: a.name,
+                    scopes,
+                    expires_at,
+                    problems: Default::default(),
+                };
                 let issued = core.create_api_key(&caller, cmd).await?;
                 let mut out = Map::new();
                 out.insert("key".into(), json!(issued.key.expose()));

@@ -76,10 +76,7 @@ impl From<anyhow::Error> for Failure {
 impl From<CoreError> for Failure {
     fn from(e: CoreError) -> Self {
         match e {
-            CoreError::Validation(f) => {
-                let list: Vec<String> = f.iter().map(|(k, v)| format!("{}: {v}", k.name())).collect();
-                Self::invalid(format!("invalid input: {}", list.join("; ")))
-            }
+            CoreError::Validation(f) => Self::invalid(format!("invalid input: {}", f.describe().join("; "))),
             CoreError::NotEditable(f) => {
                 let names: Vec<String> = f.iter().map(Field::name).collect();
                 Self::invalid(format!("these fields cannot be set: {}", names.join(", ")))

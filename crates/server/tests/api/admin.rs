@@ -512,6 +512,7 @@ async fn revoked_expired_and_malformed_keys_are_refused(b: Backend) {
         name: "short-lived".into(),
         scopes: vec![portcullis_core::model::Scope::TenantAdmin],
         expires_at: Some(app.core.now().plus(Duration::from_secs(60))),
+        problems: Default::default(),
     };
     let issued = app.core.create_api_key(&op(), cmd).await.unwrap();
     let key = issued.key.expose().to_owned();

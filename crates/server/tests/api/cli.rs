@@ -286,7 +286,7 @@ async fn tenant_commands_manage_tenants(b: Backend) {
     // Every change was audited, as the CLI, before the process exited.
     let q = AuditQuery { actor: Some("cli".into()), action: Some("tenant".into()), limit: 100, ..Default::default() };
     let mut actions: Vec<String> =
-        app.core.audit_events(&op(), q).await.unwrap().into_iter().map(|e| e.action).collect();
+        app.core.audit_events(&op(), q, Default::default()).await.unwrap().into_iter().map(|e| e.action).collect();
     actions.sort();
     actions.dedup();
     assert_eq!(actions, ["tenant.created", "tenant.disabled", "tenant.enabled", "tenant.updated"]);
@@ -405,7 +405,8 @@ async fn user_commands_find_change_and_delete_users(b: Backend) {
     fails(&app, &["user", "delete", "--id", &id, "--yes"], None, 65, "no such user");
 
     let q = AuditQuery { actor: Some("cli".into()), limit: 100, ..Default::default() };
-    let actions: Vec<String> = app.core.audit_events(&op(), q).await.unwrap().into_iter().map(|e| e.action).collect();
+    let actions: Vec<String> =
+        app.core.audit_events(&op(), q, Default::default()).await.unwrap().into_iter().map(|e| e.action).collect();
     for a in ["user.created", "user.password_set", "user.disabled", "user.enabled", "user.deleted"] {
         assert!(actions.iter().any(|x| x == a), "{a} in {actions:?}");
     }

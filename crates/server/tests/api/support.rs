@@ -209,7 +209,13 @@ pub async fn define_attribute(
     required: bool,
     user_editable: bool,
 ) {
-    let def = portcullis_core::settings::DefineAttribute { name: name.into(), kind, required, user_editable };
+    let def = portcullis_core::settings::DefineAttribute {
+        name: name.into(),
+        kind,
+        required,
+        user_editable,
+        problems: Default::default(),
+    };
     app.core.define_attribute(&op(), tenant, def).await.unwrap();
 }
 
@@ -221,6 +227,7 @@ pub async fn api_key(app: &TestApp, tenant: Option<portcullis_core::TenantId>, s
         name: format!("test key {}", scopes.join(" ")),
         scopes: scopes.iter().map(|s| Scope::parse(s).unwrap()).collect(),
         expires_at: None,
+        problems: Default::default(),
     };
     let issued = app.core.create_api_key(&op(), cmd).await.unwrap();
     issued.key.expose().to_owned()

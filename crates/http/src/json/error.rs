@@ -17,6 +17,9 @@ use portcullis_core::error::error_chain;
 use crate::shared::{Rejection, Surface};
 use serde::Serialize;
 
+/// What a client is told to wait when the database is unavailable.
+const UNAVAILABLE_RETRY_AFTER: Duration = Duration::from_secs(1);
+
 /// An error answer of the native API.
 #[derive(Debug)]
 pub struct ApiError {
@@ -137,6 +140,12 @@ impl From<CoreError> for ApiError {
                 "email_not_verified",
                 "The e-mail address of this account must be verified first.",
             ),
+            CoreError::InvalidToken => {
+                Self::new(S::BAD_REQUEST, "invalid_token", "This link is invalid, used or expired; ask for a new one.")
+            }
+            CoreError::SecondFactorInvalid => {
+                Self::new(S::UNAUTHORIZED, "second_factor_invalid", "The code is wrong or was used already.")
+            }
             CoreError::PasswordIncorrect => {
                 Self::new(S::FORBIDDEN, "password_incorrect", "The current password is incorrect.")
             }
@@ -155,7 +164,7 @@ impl From<CoreError> for ApiError {
             CoreError::Unavailable(cause) => {
                 tracing::error!(error = %error_chain(&cause), "storage unavailable");
                 Self {
-                    retry_after: Some(Duration::from_secs(1)),
+                    retry_after: Some(UNAVAILABLE_RETRY_AFTER),
                     ..Self::new(S::SERVICE_UNAVAILABLE, "unavailable", "The service is temporarily unavailable.")
                 }
             }
