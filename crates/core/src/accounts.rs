@@ -8,7 +8,9 @@ use crate::error::{CoreError, CoreResult, Field, FieldErrors};
 use crate::fields::{AccountChanges, AccountInput, Editor, check_required_attributes, parse_account_fields};
 use crate::ids::TenantId;
 use crate::login::IssuedSession;
-use crate::model::{AttributeDefinition, Policy, User, UserStatus};
+use crate::mail::mail_for;
+use crate::model::{AttributeDefinition, MailKind, Policy, User, UserStatus};
+use crate::parse::LoginKey;
 use crate::password::check_strength;
 use crate::profile::Profile;
 use crate::secret::Password;
@@ -70,7 +72,14 @@ impl Core {
         };
         let mut new = self.new_user(tenant, changes, status, None);
         new.password = Some(self.hash_new_password(password, &policy, new_user_inputs(&new), Field::Password).await?);
-        let user = self.store.users.insert_user(&new).await?;
+        // The account and the link that verifies its address commit together.
+        let mut unit = self.store.database.begin().await?;
+        let user = unit.insert_user(&new).await?;
+        if user.email.is_some() {
+            unit.enqueue_mail(&mail_for(&user, MailKind::EmailVerification, user.created_at)).await?;
+        }
+        unit.commit().await?;
+        self.mail_queued();
         self.audit(crate::audit::Audit {
             action: crate::audit::AuditAction::Signup,
             actor: crate::audit::Actor::User(user.id),
@@ -118,8 +127,10 @@ impl Core {
     }
 
     /// Updates the requesting user's own fields. A field they may not edit is refused with
-    /// [`CoreError::NotEditable`], never silently dropped. A new e-mail address or phone number
-    /// is unverified.
+    /// [`CoreError::NotEditable`], never silently dropped. A new phone number is unverified. A
+    /// new e-mail address waits in `pending_email` until it is verified (the old one stays the
+    /// login address meanwhile): a link goes to it and a notice to the old address, in the
+    /// same transaction as the change.
     pub async fn update_me(&self, auth: &AuthSession, account: AccountInput) -> CoreResult<User> {
         let s = &auth.session;
         let (_, policy) = self.tenant_policy(s.tenant_id).await?;
@@ -130,23 +141,29 @@ impl Core {
         errors.merge(check_identifiers_after_update(&current, &changes, &policy));
         errors.merge(check_required_not_cleared(&changes));
         errors.into_result()?;
+        let now = self.now();
+        let (email, pending_email, mail) = email_change(&current, changes.email, now);
+        if let Some(Some(new)) = &pending_email {
+            // Taken now: say so at once (sign-up says as much). Taken by the time it is
+            // verified: the verification says so.
+            let holder = self.store.users.user_with_secret(s.tenant_id, &LoginKey::email(new)).await?;
+            if holder.is_some_and(|h| h.user.id != s.user_id) {
+                return Err(CoreError::Conflict(crate::error::UniqueField::Email));
+            }
+        }
         let update = UserUpdate {
-            email_verified_at: changes
-                .email
-                .as_ref()
-                .filter(|e| e.as_ref().map(|e| e.as_str()) != current.email.as_deref())
-                .map(|_| None),
+            email_verified_at: email.as_ref().map(|_| None),
             phone_verified_at: changes
                 .phone
                 .as_ref()
                 .filter(|p| p.as_ref().map(|p| p.as_str()) != current.phone.as_deref())
                 .map(|_| None),
             username: changes.username,
-            email: changes.email,
+            email,
             phone: changes.phone,
             profile: changes.profile,
             attributes: changes.attributes.into_iter().map(|(d, v)| (d.id, v)).collect(),
-            pending_email: None,
+            pending_email,
             status: None,
             roles: None,
             password: None,
@@ -154,13 +171,20 @@ impl Core {
         if update.is_empty() {
             return Ok(current);
         }
-        let user = self
-            .store
-            .users
-            .update_user(s.tenant_id, s.user_id, &update, self.now())
-            .await?
-            .ok_or(CoreError::Unauthenticated)?;
+        let mut unit = self.store.database.begin().await?;
+        let user = unit.update_user(s.tenant_id, s.user_id, &update, now).await?.ok_or(CoreError::Unauthenticated)?;
+        for m in &mail {
+            unit.enqueue_mail(m).await?;
+        }
+        unit.commit().await?;
+        if !mail.is_empty() {
+            self.mail_queued();
+        }
         self.audit_user(auth, crate::audit::AuditAction::UserUpdated, None, json!({"fields": sent}));
+        if let Some(Some(new)) = &update.pending_email {
+            let domain = new.rsplit_once('@').map(|(_, d)| d.to_owned());
+            self.audit_user(auth, crate::audit::AuditAction::EmailChangeRequested, None, json!({"new_domain": domain}));
+        }
         Ok(user)
     }
 
@@ -174,6 +198,30 @@ impl Core {
         self.audit_user(auth, crate::audit::AuditAction::UserDeleted, None, json!({"by": "self"}));
         Ok(())
     }
+}
+
+/// What a self-service change of the e-mail field does: (the new login address, the new
+/// pending address, the messages to send). A different address waits for its verification;
+/// the current one again cancels a pending change; clearing the field clears both.
+fn email_change(
+    current: &User,
+    change: Option<Option<crate::parse::Email>>,
+    now: crate::Timestamp,
+) -> (Option<Option<crate::parse::Email>>, Option<Option<String>>, Vec<crate::store::NewOutboxMessage>) {
+    let Some(change) = change else { return (None, None, Vec::new()) };
+    let Some(new) = change else {
+        return (Some(None), current.pending_email.as_ref().map(|_| None), Vec::new());
+    };
+    let unchanged = current
+        .email
+        .as_deref()
+        .and_then(|e| crate::parse::Email::parse(e).ok())
+        .is_some_and(|e| e.normalized() == new.normalized());
+    if unchanged {
+        return (None, current.pending_email.as_ref().map(|_| None), Vec::new());
+    }
+    let mail = crate::verification::change_of_address_mail(current, &new, now);
+    (None, Some(Some(new.as_str().to_owned())), mail)
 }
 
 /// The identifier rules for a new account, plus required attributes.

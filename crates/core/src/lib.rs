@@ -23,15 +23,20 @@ pub mod keys;
 pub mod legacy_hash;
 pub mod limits;
 pub mod login;
+pub mod mail;
 pub mod model;
 pub mod parse;
 pub mod password;
 pub mod profile;
+pub mod recovery;
+pub mod sealing;
 pub mod secret;
 pub mod sessions;
 pub mod settings;
 pub mod store;
 pub mod tenants;
+pub mod totp;
+pub mod verification;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -64,6 +69,18 @@ pub struct CoreConfig {
     pub sessions: SessionConfig,
     /// Password-guessing limits.
     pub rate_limits: RateLimitConfig,
+    /// The key that seals second-factor secrets (from `[secrets]`, never from a tenant).
+    #[serde(skip)]
+    pub secrets: SealingKeys,
+}
+
+/// The keys that seal secrets the server must read back (TOTP secrets).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SealingKeys {
+    /// The key new values are sealed with; `None` to keep one in the database.
+    pub key: Option<sealing::SecretKey>,
+    /// Keys used before, which still open what they sealed.
+    pub previous: Vec<sealing::SecretKey>,
 }
 
 impl CoreConfig {
@@ -147,6 +164,8 @@ pub struct Core {
     domains: tenants::DomainCache,
     key_touches: moka::sync::Cache<ApiKeyId, ()>,
     audit: audit::AuditQueue,
+    sealer: tokio::sync::OnceCell<sealing::Sealer>,
+    mail_waiting: tokio::sync::Notify,
 }
 
 impl Core {
@@ -177,6 +196,8 @@ impl Core {
             domains: Default::default(),
             key_touches: keys::key_touch_cache(),
             audit: audit::AuditQueue::default(),
+            sealer: tokio::sync::OnceCell::new(),
+            mail_waiting: tokio::sync::Notify::new(),
         })
     }
 

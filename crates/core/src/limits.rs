@@ -25,11 +25,19 @@ pub struct RateLimitConfig {
     pub login_per_ip_per_minute: u32,
     /// Password attempts per login identifier (or account) per minute.
     pub login_per_identifier_per_minute: u32,
+    /// Second-factor codes tried per account per minute (every surface together). A TOTP
+    /// code is one of a million, three of which are right at any moment: at five a minute,
+    /// guessing one takes months.
+    pub second_factor_per_account_per_minute: u32,
 }
 
 impl Default for RateLimitConfig {
     fn default() -> Self {
-        Self { login_per_ip_per_minute: 60, login_per_identifier_per_minute: 10 }
+        Self {
+            login_per_ip_per_minute: 60,
+            login_per_identifier_per_minute: 10,
+            second_factor_per_account_per_minute: 5,
+        }
     }
 }
 
@@ -49,6 +57,7 @@ type Keyed = RateLimiter<String, DefaultKeyedStateStore<String>, ClockAdapter, N
 pub struct Limiter {
     per_ip: Option<Keyed>,
     per_identifier: Option<Keyed>,
+    second_factor: Option<Keyed>,
     clock: ClockAdapter,
 }
 
@@ -71,7 +80,8 @@ impl Limiter {
         };
         let per_ip = make(cfg.login_per_ip_per_minute);
         let per_identifier = make(cfg.login_per_identifier_per_minute);
-        Self { per_ip, per_identifier, clock }
+        let second_factor = make(cfg.second_factor_per_account_per_minute);
+        Self { per_ip, per_identifier, second_factor, clock }
     }
 
     /// Counts one password attempt from `ip` against `identifier`; refuses it with
@@ -86,6 +96,18 @@ impl Limiter {
         Ok(())
     }
 
+    /// Counts one second-factor code tried for `account` from `ip` (which also spends the
+    /// address's password budget: guessing codes is guessing credentials).
+    pub fn check_second_factor(&self, ip: Option<&str>, account: &str) -> Result<(), CoreError> {
+        if let (Some(l), Some(ip)) = (&self.per_ip, ip) {
+            self.one(l, ip)?;
+        }
+        if let Some(l) = &self.second_factor {
+            self.one(l, account)?;
+        }
+        Ok(())
+    }
+
     fn one(&self, l: &Keyed, key: &str) -> Result<(), CoreError> {
         l.check_key(&key.to_owned()).map_err(|not_until| {
             let wait = not_until.wait_time_from(self.clock.now());
@@ -95,7 +117,7 @@ impl Limiter {
 
     /// Drops state of keys that are back to full budget; call periodically.
     pub fn prune(&self) {
-        for l in [&self.per_ip, &self.per_identifier].into_iter().flatten() {
+        for l in [&self.per_ip, &self.per_identifier, &self.second_factor].into_iter().flatten() {
             l.retain_recent();
             l.shrink_to_fit();
         }
@@ -112,7 +134,7 @@ mod tests {
     fn identifier_budget_refills_with_time() {
         let clock = ManualClock::starting_now();
         let l = Limiter::new(
-            &RateLimitConfig { login_per_ip_per_minute: 0, login_per_identifier_per_minute: 3 },
+            &RateLimitConfig { login_per_identifier_per_minute: 3, login_per_ip_per_minute: 0, ..Default::default() },
             Arc::new(clock.clone()),
         );
         for _ in 0..3 {
@@ -129,7 +151,7 @@ mod tests {
     fn ip_budget_spans_identifiers() {
         let clock = ManualClock::starting_now();
         let l = Limiter::new(
-            &RateLimitConfig { login_per_ip_per_minute: 2, login_per_identifier_per_minute: 0 },
+            &RateLimitConfig { login_per_ip_per_minute: 2, login_per_identifier_per_minute: 0, ..Default::default() },
             Arc::new(clock),
         );
         l.check(Some("10.0.0.1"), "u:a").unwrap();

@@ -20,6 +20,7 @@ use crate::model::{Policy, Scope, Session, TokenPurpose, User, UserStatus};
 use crate::parse::LoginKey;
 use crate::secret::{Password, Token};
 use crate::store::{EndSessions, NewSession, PasswordChange, StoreError, UserWithSecret};
+use crate::totp::SecondFactorMethod;
 use crate::{ClientInfo, Core};
 
 /// Prefix of one-time log-in tokens.
@@ -32,6 +33,9 @@ pub struct LoginCommand {
     pub identifier: LoginKey,
     /// Their password.
     pub password: Password,
+    /// A second-factor code sent with the password (for an account with a second factor;
+    /// without one, such an account gets a step token to send the code with).
+    pub second_factor: Option<String>,
 }
 
 impl LoginCommand {
@@ -53,7 +57,9 @@ impl LoginCommand {
             errors.add(Field::Password, "is required");
         }
         match (identifier, password) {
-            (Some(identifier), Some(password)) if errors.is_empty() => Ok(Self { identifier, password }),
+            (Some(identifier), Some(password)) if errors.is_empty() => {
+                Ok(Self { identifier, password, second_factor: None })
+            }
             _ => Err(CoreError::Validation(errors)),
         }
     }
@@ -130,6 +136,15 @@ enum LoginMethod {
     CredentialCheck,
 }
 
+/// The second factor of a log-in, as far as it went.
+#[derive(Clone, Copy, Debug)]
+enum SecondStep<'a> {
+    /// A code came with the first factor (or none did): check it in [`Core::finish_login`].
+    Code(Option<&'a str>),
+    /// Proven already, by a follow-up to a step token.
+    Proven(SecondFactorMethod),
+}
+
 impl LoginMethod {
     fn as_str(self) -> &'static str {
         match self {
@@ -137,6 +152,14 @@ impl LoginMethod {
             Self::LoginToken => "login_token",
             Self::Signup => "signup",
             Self::CredentialCheck => "credentials_verify",
+        }
+    }
+
+    fn parse(s: &str) -> Self {
+        match s {
+            "login_token" => Self::LoginToken,
+            "credentials_verify" => Self::CredentialCheck,
+            _ => Self::Password,
         }
     }
 }
@@ -149,6 +172,7 @@ struct LoginEnd<'a> {
     /// The end user's client.
     client: &'a ClientInfo,
     open_session: bool,
+    second: SecondStep<'a>,
 }
 
 /// A server's credential check (`POST /v1/credentials/verify` and the dialects), as sent:
@@ -172,6 +196,8 @@ pub struct VerifyCredentials {
     pub end_user_ip: Option<String>,
     /// The end user's user agent.
     pub end_user_agent: Option<String>,
+    /// The user's second-factor code, for an account with a second factor.
+    pub second_factor: Option<String>,
 }
 
 impl Core {
@@ -183,7 +209,13 @@ impl Core {
     pub async fn login(&self, tenant: TenantId, cmd: LoginCommand, client: &ClientInfo) -> CoreResult<LoginOutcome> {
         let (_, policy) = self.tenant_policy(tenant).await?;
         let user = self.check_password(tenant, &cmd.identifier, cmd.password, client).await?;
-        let end = LoginEnd { method: LoginMethod::Password, actor: Actor::User(user.id), client, open_session: true };
+        let end = LoginEnd {
+            method: LoginMethod::Password,
+            actor: Actor::User(user.id),
+            client,
+            open_session: true,
+            second: SecondStep::Code(cmd.second_factor.as_deref()),
+        };
         with_session(self.finish_login(user, &policy, end).await?)
     }
 
@@ -207,7 +239,13 @@ impl Core {
         if c.data.get("password_version").and_then(Value::as_i64) != Some(user.password_version) {
             return Err(CoreError::InvalidCredentials);
         }
-        let end = LoginEnd { method: LoginMethod::LoginToken, actor: Actor::User(user.id), client, open_session: true };
+        let end = LoginEnd {
+            method: LoginMethod::LoginToken,
+            actor: Actor::User(user.id),
+            client,
+            open_session: true,
+            second: SecondStep::Code(None),
+        };
         with_session(self.finish_login(user, &policy, end).await?)
     }
 
@@ -256,6 +294,7 @@ impl Core {
                 actor: caller.actor(),
                 client: end_user,
                 open_session: cmd.open_session,
+                second: SecondStep::Code(cmd.second_factor.as_deref()),
             };
             self.finish_login(user, &policy, end).await
         }
@@ -266,6 +305,7 @@ impl Core {
             Err(CoreError::InvalidCredentials) => ("invalid_credentials", None),
             Err(CoreError::EmailNotVerified) => ("email_not_verified", None),
             Err(CoreError::AccountDisabled) => ("account_disabled", None),
+            Err(CoreError::SecondFactorInvalid) => ("second_factor_invalid", None),
             Err(_) => ("error", None),
         };
         self.audit(Audit {
@@ -280,8 +320,10 @@ impl Core {
     }
 
     /// The end of every log-in once the user is known: refuses accounts that may not log in
-    /// (audited), opens the session (when asked), and records the success with how it was
-    /// made. The one place a second factor will be asked for, so that it gates every surface.
+    /// (audited), asks for the second factor where one is set up (checking a code that came
+    /// along, or answering with a step token), opens the session (when asked), and records
+    /// the success with how it was made. The one place a second factor is asked for, so that
+    /// it gates every surface.
     async fn finish_login(
         &self,
         mut user: User,
@@ -289,6 +331,18 @@ impl Core {
         end: LoginEnd<'_>,
     ) -> CoreResult<LoginOutcome<Option<IssuedSession>>> {
         self.ensure_may_log_in_audited(&user, policy, end.client)?;
+        let second = match end.second {
+            SecondStep::Proven(m) => Some(m),
+            // A new account has no second factor to ask for.
+            SecondStep::Code(_) if end.method == LoginMethod::Signup || !user.second_factor => None,
+            SecondStep::Code(Some(code)) if !code.trim().is_empty() => {
+                Some(self.check_second_factor(&user, code, end.client).await?)
+            }
+            SecondStep::Code(_) => {
+                let step = self.issue_step_token(&user, end.method.as_str()).await?;
+                return Ok(LoginOutcome::SecondFactorRequired(step));
+            }
+        };
         if !end.open_session {
             return Ok(LoginOutcome::LoggedIn { user, session: None });
         }
@@ -300,9 +354,32 @@ impl Core {
             tenant: Some(user.tenant_id),
             user: Some(user.id),
             client: Some(end.client),
-            details: json!({"method": end.method.as_str()}),
+            details: match second {
+                Some(m) => json!({"method": end.method.as_str(), "second_factor": m.as_str()}),
+                None => json!({"method": end.method.as_str()}),
+            },
         });
         Ok(LoginOutcome::LoggedIn { user, session: Some(issued) })
+    }
+
+    /// The end of a log-in whose second factor was proven in a follow-up to a step token made
+    /// by a log-in of method `first`.
+    pub(crate) async fn finish_second_step(
+        &self,
+        user: User,
+        policy: &Policy,
+        client: &ClientInfo,
+        first: &str,
+        proven: SecondFactorMethod,
+    ) -> CoreResult<LoginOutcome<Option<IssuedSession>>> {
+        let end = LoginEnd {
+            method: LoginMethod::parse(first),
+            actor: Actor::User(user.id),
+            client,
+            open_session: true,
+            second: SecondStep::Proven(proven),
+        };
+        self.finish_login(user, policy, end).await
     }
 
     /// Logs a user in right after sign-up, when the tenant lets a new account in at once.
@@ -316,7 +393,13 @@ impl Core {
         if may_log_in(&user, policy).is_err() {
             return Ok((user, None));
         }
-        let end = LoginEnd { method: LoginMethod::Signup, actor: Actor::User(user.id), client, open_session: true };
+        let end = LoginEnd {
+            method: LoginMethod::Signup,
+            actor: Actor::User(user.id),
+            client,
+            open_session: true,
+            second: SecondStep::Code(None),
+        };
         let created = user.clone();
         match self.finish_login(user, policy, end).await? {
             LoginOutcome::LoggedIn { user, session } => Ok((user, session)),
@@ -444,7 +527,7 @@ pub(crate) fn may_log_in(user: &User, policy: &Policy) -> CoreResult<()> {
 }
 
 /// A log-in asks for a session: the outcome always has one.
-fn with_session(o: LoginOutcome<Option<IssuedSession>>) -> CoreResult<LoginOutcome> {
+pub(crate) fn with_session(o: LoginOutcome<Option<IssuedSession>>) -> CoreResult<LoginOutcome> {
     match o {
         LoginOutcome::LoggedIn { user, session: Some(session) } => Ok(LoginOutcome::LoggedIn { user, session }),
         LoginOutcome::LoggedIn { session: None, .. } => Err(CoreError::Internal("a log-in opened no session".into())),

@@ -4,17 +4,19 @@
 //! are an error, so a typo never silently falls back to a default.
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
-use portcullis_core::CoreConfig;
 use portcullis_core::limits::RateLimitConfig;
 use portcullis_core::model::Policy;
 use portcullis_core::password::HashingConfig;
+use portcullis_core::sealing::SecretKey;
 use portcullis_core::sessions::SessionConfig;
+use portcullis_core::{CoreConfig, SealingKeys};
 use portcullis_http::HttpConfig;
+use portcullis_mail::MailConfig;
 use serde::{Deserialize, Serialize};
 
 /// Everything Portcullis can be told.
@@ -42,6 +44,48 @@ pub struct Config {
     /// How long in-flight requests may take to finish at shutdown.
     #[serde(with = "humantime_serde")]
     pub shutdown_grace: Duration,
+    /// Outgoing mail.
+    pub mail: MailConfig,
+    /// The key that seals second-factor secrets in the database.
+    pub secrets: SecretsConfig,
+}
+
+/// The server's secret key (`[secrets]`): it seals the TOTP secrets in the database, so keep
+/// it apart from the database and its backups. Without one, a key is made and kept in the
+/// database (and the server warns at start-up). Every node of a deployment needs the same.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SecretsConfig {
+    /// The key, base64 of 32 random bytes (`openssl rand -base64 32`). Prefer `key_file`.
+    pub key: Option<SecretKey>,
+    /// A file holding the key (base64, white space ignored).
+    pub key_file: Option<PathBuf>,
+    /// Keys used before: they still open what they sealed, new values use `key`.
+    pub previous_keys: Vec<SecretKey>,
+    /// The key read from `key_file`.
+    #[serde(skip)]
+    loaded: Option<SecretKey>,
+}
+
+impl SecretsConfig {
+    fn load(&mut self) -> Result<(), String> {
+        if let Some(path) = &self.key_file {
+            if self.key.is_some() {
+                return Err("give secrets.key or secrets.key_file, not both".into());
+            }
+            let text =
+                std::fs::read_to_string(path).map_err(|e| format!("secrets.key_file {}: {e}", path.display()))?;
+            let key =
+                SecretKey::parse(&text).map_err(|m| format!("secrets.key_file {}: the key {m}", path.display()))?;
+            self.loaded = Some(key);
+        }
+        Ok(())
+    }
+
+    /// The keys for the core.
+    pub fn sealing_keys(&self) -> SealingKeys {
+        SealingKeys { key: self.key.clone().or_else(|| self.loaded.clone()), previous: self.previous_keys.clone() }
+    }
 }
 
 impl Default for Config {
@@ -57,6 +101,8 @@ impl Default for Config {
             sessions: SessionConfig::default(),
             rate_limits: RateLimitConfig::default(),
             shutdown_grace: Duration::from_secs(30),
+            mail: MailConfig::default(),
+            secrets: SecretsConfig::default(),
         }
     }
 }
@@ -140,10 +186,11 @@ impl Config {
             }
             fig = fig.merge(Toml::file_exact(f));
         }
-        let cfg: Config = fig.merge(env).extract().map_err(|e| {
+        let mut cfg: Config = fig.merge(env).extract().map_err(|e| {
             // One line per problem, naming the key and where it came from.
             e.into_iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; ")
         })?;
+        cfg.secrets.load()?;
         cfg.check()?;
         Ok(cfg)
     }
@@ -153,6 +200,7 @@ impl Config {
         let backend = self.backend()?;
         self.core().check()?;
         self.http.check()?;
+        self.mail.check()?;
         let min_connections = match backend {
             // One connection is held by the revocation listener.
             Backend::Postgres => 2,
@@ -191,6 +239,7 @@ impl Config {
             password: self.password.clone(),
             sessions: self.sessions.clone(),
             rate_limits: self.rate_limits.clone(),
+            secrets: self.secrets.sealing_keys(),
         }
     }
 
@@ -198,6 +247,9 @@ impl Config {
     pub fn redacted(&self) -> Config {
         let mut c = self.clone();
         c.database_url = redact_url(&c.database_url);
+        if let Some(smtp) = &mut c.mail.smtp {
+            smtp.password = smtp.password.as_ref().map(|_| "***".into());
+        }
         c
     }
 

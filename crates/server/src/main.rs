@@ -59,6 +59,11 @@ enum Command {
     /// Export a tenant's users, with their password hashes, as JSON Lines or CSV (the format
     /// `import` reads).
     Export(cli::export::ExportArgs),
+    /// Check the mail settings, and look at the outbox.
+    Mail {
+        #[command(subcommand)]
+        command: cli::mail::MailCommand,
+    },
     /// Inspect the configuration.
     Config {
         #[command(subcommand)]
@@ -127,6 +132,10 @@ async fn run(command: Command, config: Config) -> Result<(), Failure> {
         Command::User { command } => {
             init_logging(&config, "warn");
             cli::user::run(&config, command).await
+        }
+        Command::Mail { command } => {
+            init_logging(&config, "info");
+            cli::mail::run(&config, command).await
         }
         Command::Import(args) => {
             init_logging(&config, "warn");

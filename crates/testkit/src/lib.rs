@@ -6,6 +6,7 @@
 
 mod clock;
 pub mod postgres;
+pub mod smtp;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -72,4 +73,18 @@ pub async fn open_store(backend: Backend, url: &str) -> Result<Arc<dyn Store>, S
 pub async fn fresh_store(backend: Backend) -> Result<(Arc<dyn Store>, DbGuard), String> {
     let (url, guard) = fresh_database(backend).await?;
     Ok((open_store(backend, &url).await?, guard))
+}
+
+/// The TOTP code an authenticator app would show at `unix_seconds` for a base32 secret (RFC
+/// 6238: SHA-1, 6 digits, 30-second steps), computed as an authenticator app computes it.
+pub fn totp_code(secret_base32: &str, unix_seconds: u64) -> String {
+    let secret = totp_rs::Secret::try_from_base32(secret_base32).map(|s| s.as_bytes().to_vec()).unwrap_or_default();
+    totp_rs::Builder::new()
+        .with_algorithm(totp_rs::Algorithm::SHA1)
+        .with_digits(6)
+        .with_step_duration(30)
+        .with_secret(secret)
+        .build_noncompliant()
+        .generate(unix_seconds)
+        .to_string()
 }

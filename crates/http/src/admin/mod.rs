@@ -36,6 +36,9 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(enable_user))
         .routes(routes!(end_user_sessions))
         .routes(routes!(issue_login_token))
+        .routes(routes!(send_verification))
+        .routes(routes!(send_password_reset))
+        .routes(routes!(reset_second_factor))
         .merge(manage::routes())
 }
 
@@ -327,4 +330,73 @@ async fn issue_login_token(
     let t = st.core.issue_login_token(&key.caller, key.tenant, UserId(path_id(&id))).await?;
     let body = LoginTokenResponse { token: t.token.expose().to_owned(), expires_at: t.expires_at };
     Ok((StatusCode::CREATED, Json(body)).into_response())
+}
+
+/// A message was queued.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct QueuedResponse {
+    /// Always `queued`: the message leaves with the next delivery round.
+    status: &'static str,
+}
+
+/// Send a user an e-mail verification link (for their pending new address, or their
+/// unverified login address).
+#[utoipa::path(
+    post, path = "/users/{id}/send-verification", tag = "admin", params(("id" = i64, Path)),
+    responses(
+        (status = 202, body = QueuedResponse),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 422, description = "The user has no unverified address", body = ErrorBody),
+    ),
+    security(("api_key" = []))
+)]
+async fn send_verification(
+    State(st): State<AppState>,
+    key: KeyAuth,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    st.core.send_verification(&key.caller, key.tenant, UserId(path_id(&id))).await?;
+    Ok((StatusCode::ACCEPTED, Json(QueuedResponse { status: "queued" })).into_response())
+}
+
+/// Send a user a password reset link (to their e-mail address).
+#[utoipa::path(
+    post, path = "/users/{id}/send-password-reset", tag = "admin", params(("id" = i64, Path)),
+    responses(
+        (status = 202, body = QueuedResponse),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 422, description = "The user has no e-mail address", body = ErrorBody),
+    ),
+    security(("api_key" = []))
+)]
+async fn send_password_reset(
+    State(st): State<AppState>,
+    key: KeyAuth,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    st.core.send_password_reset(&key.caller, key.tenant, UserId(path_id(&id))).await?;
+    Ok((StatusCode::ACCEPTED, Json(QueuedResponse { status: "queued" })).into_response())
+}
+
+/// Remove a user's second factor (authenticator and recovery codes), for a user who lost
+/// both. Audited as `second_factor.reset`.
+#[utoipa::path(
+    delete, path = "/users/{id}/second-factor", tag = "admin", params(("id" = i64, Path)),
+    responses(
+        (status = 204, description = "Removed"),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, description = "No such user, or no second factor", body = ErrorBody),
+    ),
+    security(("api_key" = []))
+)]
+async fn reset_second_factor(
+    State(st): State<AppState>,
+    key: KeyAuth,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    if st.core.reset_second_factor(&key.caller, key.tenant, UserId(path_id(&id))).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::not_found())
+    }
 }

@@ -1,7 +1,7 @@
 //! Extractors of the JSON API. Each rejects with an [`ApiError`], so a malformed request gets
 //! the API's own JSON error shape, never axum's default plain-text rejection.
 
-use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::extract::{FromRequest, FromRequestParts, OptionalFromRequest, Request};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use portcullis_core::auth::AuthSession;
@@ -38,6 +38,32 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
             BodyError::Unreadable => ApiError::malformed("The body could not be read."),
         })?;
         parse_json(&bytes).map(JsonBody)
+    }
+}
+
+/// A body that may be left out: no `Content-Type` and nothing (or only white space) in the
+/// body is `None`; anything else is read as [`JsonBody`].
+impl<S: Send + Sync, T: DeserializeOwned> OptionalFromRequest<S> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Option<Self>, Self::Rejection> {
+        if req.headers().contains_key(axum::http::header::CONTENT_TYPE) {
+            return <Self as FromRequest<S>>::from_request(req, state).await.map(Some);
+        }
+        let bytes = body::read(req, state).await.map_err(|e| match e {
+            BodyError::TooLarge => {
+                ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "The body is too large.")
+            }
+            BodyError::Unreadable => ApiError::malformed("The body could not be read."),
+        })?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(None);
+        }
+        Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "The body must be JSON, sent with Content-Type: application/json.",
+        ))
     }
 }
 

@@ -21,9 +21,11 @@ pub fn user_json(u: &User) -> Value {
     m.insert("username".into(), json!(u.username));
     m.insert("email".into(), json!(u.email));
     m.insert("email_verified".into(), json!(u.email_verified_at.is_some()));
+    m.insert("pending_email".into(), json!(u.pending_email));
     m.insert("phone".into(), json!(u.phone));
     m.insert("phone_verified".into(), json!(u.phone_verified_at.is_some()));
     m.insert("status".into(), json!(u.status.as_str()));
+    m.insert("second_factor".into(), json!(u.second_factor));
     m.insert("roles".into(), json!(u.roles));
     m.insert("attributes".into(), json!(u.attributes));
     for f in TextField::ALL {
@@ -107,11 +109,26 @@ impl PartialSchema for UserBody {
                     .format(Some(SchemaFormat::KnownFormat(KnownFormat::Email))),
             )
             .property("email_verified", ObjectBuilder::new().schema_type(Type::Boolean))
+            .property(
+                "pending_email",
+                ObjectBuilder::new()
+                    .schema_type(nullable(Type::String))
+                    .format(Some(SchemaFormat::KnownFormat(KnownFormat::Email)))
+                    .description(Some(
+                        "A new address waiting for its verification; `email` stays the login until then.",
+                    )),
+            )
             .property("phone", ObjectBuilder::new().schema_type(nullable(Type::String)))
             .property("phone_verified", ObjectBuilder::new().schema_type(Type::Boolean))
             .property(
                 "status",
                 ObjectBuilder::new().schema_type(Type::String).enum_values(Some(["active", "pending", "disabled"])),
+            )
+            .property(
+                "second_factor",
+                ObjectBuilder::new()
+                    .schema_type(Type::Boolean)
+                    .description(Some("Whether log-ins ask for a second factor (a confirmed authenticator).")),
             )
             .property("roles", ArrayBuilder::new().items(ObjectBuilder::new().schema_type(Type::String)))
             .property("attributes", attributes_schema());
@@ -125,9 +142,11 @@ impl PartialSchema for UserBody {
             "username",
             "email",
             "email_verified",
+            "pending_email",
             "phone",
             "phone_verified",
             "status",
+            "second_factor",
             "roles",
             "attributes",
             "created_at",

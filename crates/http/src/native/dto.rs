@@ -217,6 +217,9 @@ pub struct LoginRequest {
     /// The password.
     #[schema(value_type = String, format = Password)]
     pub password: Option<Password>,
+    /// A second-factor code (from the app, or a recovery code), for an account with a second
+    /// factor. Without it such an account answers `second_factor_required` with a step token.
+    pub second_factor: Option<String>,
 }
 
 /// Body of `POST /v1/me/password`.
@@ -285,6 +288,9 @@ pub struct VerifyRequest {
     pub client_ip: Option<String>,
     /// The end user's user agent, recorded with the session.
     pub user_agent: Option<String>,
+    /// The user's second-factor code (from their app, or a recovery code), for an account
+    /// with a second factor.
+    pub second_factor: Option<String>,
 }
 
 impl VerifyRequest {
@@ -300,6 +306,7 @@ impl VerifyRequest {
             open_session: self.open_session,
             end_user_ip: self.client_ip,
             end_user_agent: self.user_agent,
+            second_factor: self.second_factor,
         };
         (cmd, self.return_user)
     }
@@ -311,7 +318,8 @@ pub struct VerifyResponse {
     /// Whether the credentials are valid (and the account may log in).
     pub valid: bool,
     /// Why not: `invalid_credentials` (every cause alike), or, only after a right password,
-    /// `email_not_verified` or `account_disabled`.
+    /// `email_not_verified`, `account_disabled`, `second_factor_required` (no code was sent)
+    /// or `second_factor_invalid` (a wrong or used code).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<&'static str>,
     /// The user's id, when valid.
@@ -324,4 +332,8 @@ pub struct VerifyResponse {
     /// A new session for the user, when valid and asked for.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub session: Option<IssuedSessionBody>,
+    /// With `second_factor_required`: a step token the user's client may finish the log-in
+    /// with (`POST /v1/login/second-factor`), or send the code along in a new check.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub second_factor: Option<SecondFactorBody>,
 }

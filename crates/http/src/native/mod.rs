@@ -3,6 +3,7 @@
 //! [`crate::json::error::JsonApi`], in the same shape.
 
 pub mod dto;
+pub mod journeys;
 pub mod ops;
 
 use axum::Json;
@@ -42,6 +43,8 @@ use crate::shared::{AppState, Client, CookieSecure, CurrentTenant};
         (name = "accounts", description = "Sign-up and the user's own account"),
         (name = "sessions", description = "Log-in, log-out and sessions"),
         (name = "operations", description = "Health and readiness"),
+        (name = "recovery", description = "Forgotten passwords, e-mail verification and log-in links"),
+        (name = "second factor", description = "The user's authenticator app and recovery codes"),
         (name = "servers", description = "Credential checks for servers holding an API key"),
         (name = "admin", description = "Users, roles, attributes, keys and the audit log, for servers holding an API key with the right scope"),
         (name = "tenants", description = "Tenants, for operator keys"),
@@ -89,6 +92,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(change_password))
         .routes(routes!(login_with_token))
         .routes(routes!(verify_credentials))
+        .merge(journeys::routes())
 }
 
 /// Sign up and log in.
@@ -127,7 +131,7 @@ async fn signup(
     request_body = LoginRequest,
     responses(
         (status = 200, description = "Session opened (also set as a cookie)", body = AuthResponse),
-        (status = 401, description = "Wrong login or password (one answer for every cause)", body = ErrorBody),
+        (status = 401, description = "Wrong login or password (one answer for every cause); or, after a right password, `second_factor_required` with a step token for `POST /v1/login/second-factor`, or `second_factor_invalid` for a wrong code sent along", body = ErrorBody),
         (status = 403, description = "Right password, but the account is disabled or its e-mail unverified", body = ErrorBody),
         (status = 422, description = "Missing login or password", body = ErrorBody),
         (status = 429, description = "Too many attempts", body = ErrorBody),
@@ -147,13 +151,14 @@ async fn login(
         req.phone.as_deref(),
         req.password,
     )?;
+    let cmd = LoginCommand { second_factor: req.second_factor, ..cmd };
     let out = st.core.login(tenant, cmd, &client.info).await?;
     Ok(logged_in(&st, &client, out))
 }
 
 /// The answer to a proven credential: the user and the new session, also set as a cookie; or
 /// the step a second factor needs.
-fn logged_in(st: &AppState, client: &Client, outcome: LoginOutcome) -> Response {
+pub(crate) fn logged_in(st: &AppState, client: &Client, outcome: LoginOutcome) -> Response {
     match outcome {
         LoginOutcome::LoggedIn { user, session } => {
             let body = AuthResponse { user: user_json(&user), session: Some(IssuedSessionBody::from(&session)) };
@@ -222,8 +227,14 @@ async fn verify_credentials(
     JsonBody(req): JsonBody<VerifyRequest>,
 ) -> Result<Json<VerifyResponse>, ApiError> {
     let (cmd, return_user) = req.into_command();
-    let invalid =
-        |reason| VerifyResponse { valid: false, reason: Some(reason), user_id: None, user: None, session: None };
+    let invalid = |reason| VerifyResponse {
+        valid: false,
+        reason: Some(reason),
+        user_id: None,
+        user: None,
+        session: None,
+        second_factor: None,
+    };
     match st.core.verify_credentials(&key.caller, key.tenant, cmd).await {
         Ok(LoginOutcome::LoggedIn { user, session }) => Ok(Json(VerifyResponse {
             valid: true,
@@ -231,8 +242,13 @@ async fn verify_credentials(
             user_id: Some(user.id.0),
             user: return_user.then(|| user_json(&user)),
             session: session.as_ref().map(IssuedSessionBody::from),
+            second_factor: None,
         })),
-        Ok(LoginOutcome::SecondFactorRequired(_)) => Ok(Json(invalid("second_factor_required"))),
+        Ok(LoginOutcome::SecondFactorRequired(step)) => Ok(Json(VerifyResponse {
+            second_factor: Some(SecondFactorBody::new(&step)),
+            ..invalid("second_factor_required")
+        })),
+        Err(CoreError::SecondFactorInvalid) => Ok(Json(invalid("second_factor_invalid"))),
         Err(CoreError::InvalidCredentials) => Ok(Json(invalid("invalid_credentials"))),
         Err(CoreError::EmailNotVerified) => Ok(Json(invalid("email_not_verified"))),
         Err(CoreError::AccountDisabled) => Ok(Json(invalid("account_disabled"))),

@@ -13,6 +13,7 @@ pub mod body;
 pub mod client;
 pub mod credentials;
 pub(crate) mod csrf;
+pub mod qr;
 pub mod tenant;
 
 use std::convert::Infallible;

@@ -10,6 +10,7 @@
 pub mod export;
 pub mod import;
 pub mod key;
+pub mod mail;
 pub mod rows;
 pub mod tenant;
 pub mod user;

@@ -33,6 +33,15 @@ pub enum UserCommand {
     Disable(Which),
     /// Enable a disabled user.
     Enable(Which),
+    /// Queue an e-mail verification link for a user (a running server sends it).
+    SendVerification(Which),
+    /// Queue a password reset link for a user (a running server sends it).
+    SendPasswordReset(Which),
+    /// Remove a user's second factor (authenticator and recovery codes), for a user who lost
+    /// both. They log in with their password alone until they set up a new one.
+    ResetSecondFactor(Which),
+    /// Issue a one-time log-in token for a user (valid ten minutes, single-use).
+    LoginToken(Which),
     /// Delete a user with everything they own (needs --yes).
     Delete {
         #[command(flatten)]
@@ -148,6 +157,38 @@ pub async fn run(config: &Config, command: UserCommand) -> Result<(), Failure> {
         }
         UserCommand::Disable(w) => set_disabled(config, &w, true, &caller).await,
         UserCommand::Enable(w) => set_disabled(config, &w, false, &caller).await,
+        UserCommand::SendVerification(w) => {
+            with_core(config, async |core| {
+                let (tenant, user) = find(core, &caller, &w).await?;
+                core.send_verification(&caller, tenant, user.id).await?;
+                print_json(&json!({"id": user.id.0, "queued": "email_verification"}))
+            })
+            .await
+        }
+        UserCommand::SendPasswordReset(w) => {
+            with_core(config, async |core| {
+                let (tenant, user) = find(core, &caller, &w).await?;
+                core.send_password_reset(&caller, tenant, user.id).await?;
+                print_json(&json!({"id": user.id.0, "queued": "password_reset"}))
+            })
+            .await
+        }
+        UserCommand::ResetSecondFactor(w) => {
+            with_core(config, async |core| {
+                let (tenant, user) = find(core, &caller, &w).await?;
+                let removed = core.reset_second_factor(&caller, tenant, user.id).await?;
+                print_json(&json!({"id": user.id.0, "second_factor_removed": removed}))
+            })
+            .await
+        }
+        UserCommand::LoginToken(w) => {
+            with_core(config, async |core| {
+                let (tenant, user) = find(core, &caller, &w).await?;
+                let t = core.issue_login_token(&caller, tenant, user.id).await?;
+                print_json(&json!({"id": user.id.0, "token": t.token.expose(), "expires_at": t.expires_at}))
+            })
+            .await
+        }
         UserCommand::Delete { which, yes } => {
             if !yes {
                 return Err(Failure::usage("deleting a user cannot be undone: add --yes to confirm"));

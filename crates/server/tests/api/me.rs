@@ -63,13 +63,17 @@ async fn users_edit_their_own_fields(b: Backend) {
     let body: Value = res.json().await.unwrap();
     assert_eq!(body["user"]["city"], Value::Null);
     assert_eq!(body["user"]["attributes"], json!({}));
-    assert_eq!(body["user"]["email"], "pat.new@example.com");
-    assert_eq!(body["user"]["email_verified"], false, "a new address is unverified");
+    assert_eq!(
+        body["user"]["email"], "pat@example.com",
+        "the old address stays the login until the new one is verified"
+    );
+    assert_eq!(body["user"]["pending_email"], "pat.new@example.com");
+    assert_eq!(body["user"]["email_verified"], true);
     assert_eq!(body["user"]["username"], "Patricia");
     assert_eq!(body["user"]["first_name"], "Pat");
     app.token("patricia", PW).await;
-    app.token("pat.new@example.com", PW).await;
-    assert_eq!(app.login("pat@example.com", PW).await.0, StatusCode::UNAUTHORIZED);
+    app.token("pat@example.com", PW).await;
+    assert_eq!(app.login("pat.new@example.com", PW).await.0, StatusCode::UNAUTHORIZED);
 
     let unchanged: Value = patch(&app, &token, json!({})).await.json().await.unwrap();
     assert_eq!(unchanged["user"]["username"], "Patricia");

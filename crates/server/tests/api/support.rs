@@ -8,6 +8,7 @@ use portcullis::config::Config;
 use portcullis_core::Core;
 use portcullis_core::password::HashingConfig;
 use portcullis_testkit::ManualClock;
+pub use portcullis_testkit::smtp::{Answer, ReceivedMail, SmtpSink};
 use reqwest::{Method, Response, StatusCode};
 use serde_json::{Value, json};
 
@@ -54,7 +55,22 @@ pub fn test_config(database_url: &str) -> Config {
     c.rate_limits.login_per_identifier_per_minute = 1_000;
     c.database.revocation_poll_interval = Duration::from_millis(50);
     c.database.max_connections = 8;
+    c.mail.poll_interval = Duration::from_millis(100);
     c
+}
+
+/// Sends the application's mail to `sink` (plain SMTP on 127.0.0.1).
+pub fn mail_to(config: &mut Config, sink: &SmtpSink) {
+    config.mail.smtp = Some(portcullis_mail::SmtpConfig {
+        host: "127.0.0.1".into(),
+        port: Some(sink.addr().port()),
+        tls: portcullis_mail::TlsMode::None,
+        username: None,
+        password: None,
+        password_file: None,
+        timeout: Duration::from_secs(5),
+    });
+    config.mail.from = "Portcullis Tests <auth@example.com>".into();
 }
 
 /// A running application.
@@ -83,14 +99,30 @@ impl TestApp {
         Self::start(backend, config, Some(Arc::new(guard)), ManualClock::starting_now()).await
     }
 
-    /// Starts another node on this application's database (sharing nothing in memory).
+    /// Starts another node on this application's database (sharing nothing in memory; the
+    /// database lives until the last node is dropped).
     pub async fn second_node(&self) -> Self {
-        Self::start(self.backend, self.config.clone(), None, self.clock.clone()).await
+        Self::start(self.backend, self.config.clone(), self._db.clone(), self.clock.clone()).await
     }
 
-    async fn start(backend: Backend, config: Config, db: Option<Arc<DbGuard>>, clock: ManualClock) -> Self {
-        let core = portcullis::build_core(&config, Arc::new(clock.clone())).await.unwrap();
+    /// Starts an application that sends its mail to a fresh SMTP sink.
+    pub async fn spawn_with_mail(backend: Backend, tweak: impl FnOnce(&mut Config)) -> (Self, SmtpSink) {
+        let sink = SmtpSink::start().await.unwrap();
+        let app = Self::spawn_with(backend, |c| {
+            mail_to(c, &sink);
+            tweak(c);
+        })
+        .await;
+        (app, sink)
+    }
+
+    async fn start(backend: Backend, mut config: Config, db: Option<Arc<DbGuard>>, clock: ManualClock) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        // Links in mail point at this server.
+        if config.policy.public_url == portcullis_core::model::Policy::default().public_url {
+            config.policy.public_url = format!("http://{}", listener.local_addr().unwrap());
+        }
+        let core = portcullis::build_core(&config, Arc::new(clock.clone())).await.unwrap();
         let running = portcullis::start(&config, core.clone(), listener, std::future::pending()).await.unwrap();
         let base = format!("http://{}", running.addr);
         let client = reqwest::Client::builder().user_agent("portcullis-tests/1.0").build().unwrap();
