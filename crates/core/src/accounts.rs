@@ -37,7 +37,47 @@ pub struct SignedUp {
     pub session: Option<IssuedSession>,
 }
 
+/// What a tenant's own forms ask of a user: which identifiers sign-up needs, and the custom
+/// attributes users fill in themselves. Public: a sign-up page shows as much to anyone.
+#[derive(Clone, Debug)]
+pub struct AccountForm {
+    /// Sign-up needs a username.
+    pub require_username: bool,
+    /// Sign-up needs an e-mail address.
+    pub require_email: bool,
+    /// Sign-up needs a phone number.
+    pub require_phone: bool,
+    /// Anyone may sign up.
+    pub signup_open: bool,
+    /// Users may ask for a log-in link by e-mail.
+    pub passwordless_login: bool,
+    /// The custom attributes users may set themselves, by name.
+    pub attributes: Vec<AttributeDefinition>,
+}
+
 impl Core {
+    /// What the tenant's forms ask of a user.
+    pub async fn account_form(&self, tenant: TenantId) -> CoreResult<AccountForm> {
+        let (_, policy) = self.tenant_policy(tenant).await?;
+        let mut attributes: Vec<AttributeDefinition> = self
+            .store
+            .attributes
+            .attribute_definitions(tenant)
+            .await?
+            .into_iter()
+            .filter(|d| d.user_editable)
+            .collect();
+        attributes.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(AccountForm {
+            require_username: policy.require_username,
+            require_email: policy.require_email,
+            require_phone: policy.require_phone,
+            signup_open: policy.signup_open,
+            passwordless_login: policy.passwordless_login,
+            attributes,
+        })
+    }
+
     /// Signs a user up and logs them in. Every field is validated and every problem reported
     /// at once; nothing is written unless everything is valid. Two concurrent sign-ups with the
     /// same identifier: the unique index lets exactly one through, the other gets

@@ -77,7 +77,7 @@ pub struct ComposedMail {
     /// The tenant's slug (selects its own templates, if it has any).
     pub tenant_slug: String,
     /// Template variables: always `tenant_name` and `public_url`; by kind `link`,
-    /// `expires_minutes`, `name`, `new_email`, `old_email`.
+    /// `expires_in` (such as `30 minutes` or `48 hours`), `name`, `new_email`, `old_email`.
     pub vars: BTreeMap<&'static str, String>,
 }
 
@@ -176,7 +176,7 @@ impl Core {
                     )
                     .await?;
                 vars.insert("link", format!("{base}{}?token={}", links::VERIFY, token.expose()));
-                vars.insert("expires_minutes", (policy.email_verification_ttl.as_secs() / 60).to_string());
+                vars.insert("expires_in", human_duration(policy.email_verification_ttl));
                 (address, Some(user))
             }
             MailKind::PasswordReset | MailKind::LoginLink => {
@@ -203,7 +203,7 @@ impl Core {
                     .issue_link_token(&user, purpose, prefix, ttl, json!({"password_version": user.password_version}))
                     .await?;
                 vars.insert("link", format!("{base}{path}?token={}", token.expose()));
-                vars.insert("expires_minutes", (ttl.as_secs() / 60).max(1).to_string());
+                vars.insert("expires_in", human_duration(ttl));
                 (to, Some(user))
             }
         };
@@ -332,6 +332,19 @@ impl Core {
     }
 }
 
+/// A link's lifetime as a person reads it: `30 minutes`, `1 hour`, `48 hours`, `7 days`.
+pub fn human_duration(d: Duration) -> String {
+    let secs = d.as_secs();
+    let (n, unit) = if secs >= 3 * 86_400 && secs.is_multiple_of(86_400) {
+        (secs / 86_400, "day")
+    } else if secs >= 3600 && secs.is_multiple_of(3600) {
+        (secs / 3600, "hour")
+    } else {
+        ((secs / 60).max(1), "minute")
+    };
+    format!("{n} {unit}{}", if n == 1 { "" } else { "s" })
+}
+
 /// The wait before retry number `attempts` (1 after the first failure): 30 s, 1 min, 2 min, …,
 /// at most an hour.
 pub fn mail_backoff(attempts: u32) -> Duration {
@@ -358,6 +371,17 @@ pub(crate) fn mail_for_login(tenant: TenantId, kind: MailKind, login: &str, now:
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn lifetimes_read_as_people_say_them() {
+        use super::human_duration;
+        use std::time::Duration;
+        assert_eq!(human_duration(Duration::from_secs(30 * 60)), "30 minutes");
+        assert_eq!(human_duration(Duration::from_secs(3600)), "1 hour");
+        assert_eq!(human_duration(Duration::from_secs(48 * 3600)), "48 hours");
+        assert_eq!(human_duration(Duration::from_secs(7 * 86_400)), "7 days");
+        assert_eq!(human_duration(Duration::from_secs(20)), "1 minute");
+    }
+
     use super::*;
 
     #[test]

@@ -10,8 +10,8 @@
 //! - [`native`]: the native JSON API (`/v1`) and the operational endpoints (`/healthz`,
 //!   `/readyz`, `/openapi.json`);
 //! - [`admin`]: the admin API (`/v1/admin`), for servers with API keys;
-//! - later, `pages/` (hosted HTML pages) and `dialects/<name>/` (the legacy APIs), one folder
-//!   each, importing no other surface.
+//! - [`pages`]: the hosted HTML pages (`/ui`);
+//! - later, `dialects/<name>/` (the legacy APIs), one folder each, importing no other surface.
 //!
 //! [`app`] assembles them; [`app_with`] adds surfaces from outside (the tests mount one that
 //! speaks plain text, to prove that every failure answers in a surface's own format).
@@ -19,6 +19,7 @@
 pub mod admin;
 pub mod json;
 pub mod native;
+pub mod pages;
 pub mod shared;
 
 use std::sync::Arc;
@@ -67,6 +68,8 @@ pub fn app_with(core: Arc<Core>, config: HttpConfig, extra: impl FnOnce(&AppStat
     let mut surfaces = Surfaces::new(json(&["/v1"], true, true, native));
     surfaces.add(json(&["/v1/admin"], true, true, admin));
     surfaces.add(json(&native::ops::PATHS, false, false, native::ops::openapi_route(ops, doc)));
+    let pages_mount = Mount { prefixes: vec![pages::PREFIX.to_owned()], tenants: true, csrf: true };
+    surfaces.add(mount::<pages::Pages>(pages_mount, pages::routes(), &state));
     for s in extra(&state) {
         surfaces.add(s);
     }

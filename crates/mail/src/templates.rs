@@ -177,7 +177,7 @@ fn sample(kind: MailKind, slug: &str) -> ComposedMail {
         ("tenant_name", "Example"),
         ("public_url", "https://auth.example.com"),
         ("link", "https://auth.example.com/ui/verify?token=pcv_sample"),
-        ("expires_minutes", "30"),
+        ("expires_in", "30 minutes"),
         ("name", "Alice"),
         ("new_email", "new@example.com"),
         ("old_email", "old@example.com"),

@@ -11,7 +11,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use portcullis_core::accounts::SignupCommand;
-use portcullis_core::login::{IssuedSession, LoginCommand, LoginOutcome, SecondFactorRequired};
+use portcullis_core::login::{LoginCommand, LoginOutcome, SecondFactorRequired};
 use portcullis_core::{AccountInput, CoreError, Field, SessionId};
 use serde_json::{Map, Value};
 use utoipa::openapi::OpenApi as OpenApiDoc;
@@ -29,7 +29,8 @@ use crate::json::account_with;
 use crate::json::error::{ApiError, ErrorBody};
 use crate::json::extract::{Authenticated, JsonBody, KeyAuth};
 use crate::json::user::{MeResponse, user_json};
-use crate::shared::{AppState, Client, CookieSecure, CurrentTenant};
+use crate::shared::cookies::set_session_cookie;
+use crate::shared::{AppState, Client, CurrentTenant};
 
 /// The API description: every path of the native and admin APIs and the probes.
 #[derive(Debug, OpenApi)]
@@ -394,30 +395,4 @@ async fn change_password(
 ) -> Result<StatusCode, ApiError> {
     st.core.change_password(&a.auth, req.current_password, req.new_password, req.new_password_confirmation).await?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-/// Sets the session cookie (or clears it with `None`): HttpOnly, SameSite=Lax, Secure when
-/// the request came over TLS (or always/never, as configured).
-fn set_session_cookie(st: &AppState, client: &Client, res: &mut Response, session: Option<&IssuedSession>) {
-    let secure = match st.config.cookie_secure {
-        CookieSecure::Always => true,
-        CookieSecure::Never => false,
-        CookieSecure::Auto => client.https,
-    };
-    let (value, max_age) = match session {
-        Some(s) => {
-            let secs = s.session.expires_at.since(st.core.now()).as_secs();
-            (s.token.expose(), secs)
-        }
-        None => ("", 0),
-    };
-    let cookie = format!(
-        "{}={value}; Path={}; Max-Age={max_age}; HttpOnly; SameSite=Lax{}",
-        st.config.cookie_name,
-        client.cookie_path,
-        if secure { "; Secure" } else { "" }
-    );
-    if let Ok(v) = HeaderValue::from_str(&cookie) {
-        res.headers_mut().append(header::SET_COOKIE, v);
-    }
 }

@@ -11,6 +11,7 @@
 
 pub mod body;
 pub mod client;
+pub mod cookies;
 pub mod credentials;
 pub(crate) mod csrf;
 pub mod qr;

@@ -16,6 +16,7 @@ mod mail;
 mod me;
 mod migration;
 mod ops;
+mod pages;
 mod races;
 mod second_factor;
 mod sessions;
