@@ -194,7 +194,8 @@ impl Core {
         let update = UserUpdate {
             email_verified_at,
             phone_verified_at: phone_changed.then_some(None),
-            pending_email: None,
+            // An address the admin sets replaces a change the user was waiting to confirm.
+            pending_email: changes.email.as_ref().and(current.pending_email.as_ref()).map(|_| None),
             username: changes.username,
             email: changes.email,
             phone: changes.phone,

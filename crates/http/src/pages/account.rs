@@ -259,7 +259,7 @@ async fn finish(
         Err(e) => {
             let (status, message) = page.problem(&e);
             let errors = field_errors(&e, &rename_for(section));
-            let alert = errors.is_empty().then_some(message);
+            let alert = Some(message);
             let values = if section == "profile" || section == "email" { form.values() } else { BTreeMap::new() };
             render_account(page, auth, status, Failed { section, errors, values, alert }, None).await
         }

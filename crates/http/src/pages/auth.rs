@@ -92,7 +92,7 @@ async fn login(page: Page, form: Form) -> Response {
         Err(e) => {
             let (status, message) = page.problem(&e);
             let errors = field_errors(&e, &[]);
-            let alert = errors.is_empty().then_some(message);
+            let alert = Some(message);
             let resend = matches!(e, CoreError::EmailNotVerified);
             render_login(&page, status, return_to.as_deref(), form.values(), errors, alert, resend).await
         }
@@ -241,7 +241,7 @@ async fn signup(page: Page, form: Form) -> Response {
         Err(e) => {
             let (status, message) = page.problem(&e);
             let errors = field_errors(&e, &[("attributes", "attributes")]);
-            let alert = errors.is_empty().then_some(message);
+            let alert = Some(message);
             render_signup(&page, status, return_to.as_deref(), form.values(), errors, alert).await
         }
     }
@@ -365,7 +365,7 @@ async fn reset(page: Page, form: Form) -> Response {
         Err(e) => {
             let (status, message) = page.problem(&e);
             let errors = field_errors(&e, &[]);
-            render_reset(&page, status, errors.clone(), errors.is_empty().then_some(message))
+            render_reset(&page, status, errors, Some(message))
         }
     }
 }

@@ -1,8 +1,9 @@
 //! The invariants of DESIGN.md that this part of the system touches, checked against the real
 //! binary where a process boundary matters:
 //! - a committed write survives a crash of the process (SIGKILL right after the answer);
-//! - no secret (password, session token) is stored in clear or written to a log, even at
-//!   `trace` level;
+//! - no secret (password, session token, a mailed link's token) is stored in clear or written
+//!   to a log, even at `trace` level (with an SMTP server configured: without one, messages go
+//!   to the log by design, for local development);
 //! - (identical answers for unknown accounts, concurrent sign-ups and password changes ending
 //!   other sessions are in `login`, `signup` and `me`.)
 
@@ -32,8 +33,13 @@ struct Binary {
 
 impl Binary {
     fn start(database_url: &str) -> Self {
+        Self::start_with(database_url, &[])
+    }
+
+    fn start_with(database_url: &str, env: &[(&str, String)]) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_portcullis"))
             .arg("serve")
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
             .env("PORTCULLIS_DATABASE_URL", database_url)
             .env("PORTCULLIS_LISTEN", "127.0.0.1:0")
             .env("PORTCULLIS_PASSWORD__MEMORY_KIB", "1024")
@@ -114,8 +120,15 @@ async fn an_acknowledged_sign_up_survives_a_killed_process_and_no_secret_reaches
     let secret_pw = "zebra quartz lantern 8431 sequoia";
     let new_pw = "marmalade orbit 2977 fjord canopy";
     let client = reqwest::Client::new();
+    // Mail goes to a real SMTP server: the links it carries must not reach the log either.
+    let sink = crate::support::SmtpSink::start().await.unwrap();
+    let smtp = [
+        ("PORTCULLIS_MAIL__SMTP__HOST", "127.0.0.1".to_owned()),
+        ("PORTCULLIS_MAIL__SMTP__PORT", sink.addr().port().to_string()),
+        ("PORTCULLIS_MAIL__SMTP__TLS", "none".to_owned()),
+    ];
 
-    let first = Binary::start(&url);
+    let first = Binary::start_with(&url, &smtp);
     let res = client
         .post(first.url("/v1/signup"))
         .json(&json!({"username": "durable", "email": "durable@example.com", "password": secret_pw}))
@@ -125,7 +138,12 @@ async fn an_acknowledged_sign_up_survives_a_killed_process_and_no_secret_reaches
     assert_eq!(res.status(), StatusCode::CREATED);
     let body: Value = res.json().await.unwrap();
     let token = body["session"]["token"].as_str().unwrap().to_owned();
-    // Killed the moment the answer arrived.
+    let res = client.post(first.url("/v1/password/forgot")).json(&json!({"login": "durable"})).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::ACCEPTED);
+    let mail = sink.wait_for("durable@example.com", 2, Duration::from_secs(15)).await;
+    assert_eq!(mail.len(), 2, "a verification link and a reset link");
+    let links: Vec<String> = mail.iter().map(|m| m.token("http").unwrap()).collect();
+    // Killed right after.
     let log1 = first.kill();
 
     let second = Binary::start(&url);
@@ -173,10 +191,13 @@ async fn an_acknowledged_sign_up_survives_a_killed_process_and_no_secret_reaches
     for secret in [secret_pw, new_pw, token.as_str(), &token[4..], token2.as_str(), &token2[4..]] {
         assert!(!logs.contains(secret), "a secret reached the log");
     }
+    for link in &links {
+        assert!(!logs.contains(&link[4..]), "a mailed link's token reached the log");
+    }
 }
 
 async fn no_secret_is_stored_in_clear(b: Backend) {
-    let app = TestApp::spawn(b).await;
+    let (app, sink) = TestApp::spawn_with_mail(b, |_| {}).await;
     let pw = "obsidian walrus 5519 kettle";
     let body = app.signup(json!({"username": "clear", "email": "clear@example.com", "password": pw})).await;
     let token = body["session"]["token"].as_str().unwrap().to_owned();
@@ -202,10 +223,32 @@ async fn no_secret_is_stored_in_clear(b: Backend) {
         .send(reqwest::Method::POST, "/v1/credentials/verify", &key, Some(json!({"login": "clear", "password": PW})))
         .await;
     assert_eq!(status, StatusCode::OK);
+    // Mailed links, a second factor's secret, its recovery codes and a step token.
+    app.post("/v1/password/forgot", json!({"login": "clear"})).await;
+    let mail = sink.wait_for("clear@example.com", 2, Duration::from_secs(15)).await;
+    let mailed: Vec<String> = mail.iter().map(|m| m.token("http").unwrap()).collect();
+    let (_, e) =
+        app.send(reqwest::Method::POST, "/v1/me/second-factor/totp", &token, Some(json!({"password": PW}))).await;
+    let secret = e["secret"].as_str().unwrap().to_owned();
+    let now = u64::try_from(app.core.now().unix_seconds()).unwrap();
+    let code = portcullis_testkit::totp_code(&secret, now);
+    let (_, c) =
+        app.send(reqwest::Method::POST, "/v1/me/second-factor/totp/confirm", &token, Some(json!({"code": code}))).await;
+    let recovery: Vec<String> =
+        c["recovery_codes"].as_array().unwrap().iter().map(|c| c.as_str().unwrap().to_owned()).collect();
+    let (_, step) = app.login("clear", PW).await;
+    let step = step["second_factor"]["step_token"].as_str().unwrap().to_owned();
     app.core.flush_touches().await.unwrap();
     app.core.flush_audit().await.unwrap();
 
     let dump = dump_database(&app).await;
+    let raw_secret: String = totp_rs_hex(&secret);
+    let mut more: Vec<String> = mailed.iter().map(|t| t[4..].to_owned()).collect();
+    more.extend([secret.clone(), raw_secret, step[4..].to_owned()]);
+    more.extend(recovery.iter().flat_map(|r| [r.clone(), r.replace('-', "")]));
+    for secret in &more {
+        assert!(!dump.contains(secret.as_str()), "a secret is stored in clear: {secret}");
+    }
     assert!(dump.contains("clear@example.com"), "the dump holds the data");
     assert!(dump.contains("credentials.verified"), "the dump holds the audit log");
     for secret in
@@ -214,6 +257,24 @@ async fn no_secret_is_stored_in_clear(b: Backend) {
         assert!(!dump.contains(secret), "a secret is stored in clear");
     }
     assert!(dump.contains("$argon2id$"), "passwords are stored as argon2id PHC strings");
+}
+
+/// The hex form of a base32 TOTP secret's bytes (as PostgreSQL would show a bytea).
+fn totp_rs_hex(base32: &str) -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+    let mut bits = 0u32;
+    let mut n = 0;
+    let mut out = String::new();
+    for c in base32.bytes() {
+        let v = ALPHABET.iter().position(|a| *a == c).unwrap() as u32;
+        bits = (bits << 5) | v;
+        n += 5;
+        if n >= 8 {
+            n -= 8;
+            out.push_str(&format!("{:02x}", (bits >> n) & 0xff));
+        }
+    }
+    out
 }
 
 /// Everything the database holds, as text: the raw bytes of the SQLite file and its WAL, or

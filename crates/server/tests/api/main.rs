@@ -6,8 +6,10 @@
 mod support;
 
 mod admin;
+mod browser;
 mod cli;
 mod credentials;
+mod docs;
 mod errors;
 mod invariants;
 mod journeys;
