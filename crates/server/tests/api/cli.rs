@@ -19,7 +19,8 @@ both!(
     migrate_brings_the_schema_up,
     tenant_commands_manage_tenants,
     api_keys_from_the_cli_work_against_the_server,
-    user_commands_find_change_and_delete_users
+    user_commands_find_change_and_delete_users,
+    mail_and_journey_commands_reach_users,
 );
 
 pub(crate) fn portcullis(args: &[&str], env: &[(&str, &str)], stdin: Option<&str>) -> Output {
@@ -410,4 +411,49 @@ async fn user_commands_find_change_and_delete_users(b: Backend) {
     for a in ["user.created", "user.password_set", "user.disabled", "user.enabled", "user.deleted"] {
         assert!(actions.iter().any(|x| x == a), "{a} in {actions:?}");
     }
+}
+
+async fn mail_and_journey_commands_reach_users(b: Backend) {
+    let (app, sink) = TestApp::spawn_with_mail(b, |_| {}).await;
+    app.user("mo", PW).await;
+    sink.wait_for("mo@example.com", 1, Duration::from_secs(15)).await;
+    let port = sink.addr().port().to_string();
+    let smtp = [
+        ("PORTCULLIS_DATABASE_URL", app.config.database_url.as_str()),
+        ("PORTCULLIS_MAIL__SMTP__HOST", "127.0.0.1"),
+        ("PORTCULLIS_MAIL__SMTP__PORT", port.as_str()),
+        ("PORTCULLIS_MAIL__SMTP__TLS", "none"),
+    ];
+    // A test message goes out at once, through the configured server.
+    let out = portcullis(&["mail", "test", "ops@example.com"], &smtp, None);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let sent: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(sent, json!({"sent": true, "to": "ops@example.com", "via": "smtp"}));
+    let got = sink.wait_for("ops@example.com", 1, Duration::from_secs(5)).await;
+    assert!(got[0].subject.contains("Test message"), "{}", got[0].subject);
+    // A server that does not answer: exit 69, saying so.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port().to_string();
+    let down = [smtp[0], smtp[1], ("PORTCULLIS_MAIL__SMTP__PORT", closed.as_str()), smtp[3]];
+    let out = portcullis(&["mail", "test", "ops@example.com"], &down, None);
+    assert_eq!(out.status.code(), Some(69), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("cannot reach the SMTP server"), "{}", text(&out.stderr));
+    fails(&app, &["mail", "test", "not an address"], None, 65, "email");
+
+    // Links for a user, queued by the CLI and sent by the running server.
+    let queued = ok(&app, &["user", "send-password-reset", "--login", "mo"], None);
+    assert_eq!(queued["queued"], "password_reset");
+    // The CLI stamps the message with the real time; the server's clock is the test's.
+    app.clock.advance(Duration::from_secs(60));
+    let got = sink.wait_for("mo@example.com", 2, Duration::from_secs(15)).await;
+    assert!(got[1].token(&format!("{}/ui/reset", app.base)).is_some());
+    fails(&app, &["user", "send-verification", "--login", "nobody"], None, 65, "no such user");
+    let status = ok(&app, &["mail", "status"], None);
+    assert_eq!(status["given_up"], 0);
+
+    // A second factor reset, and a log-in token.
+    let removed = ok(&app, &["user", "reset-second-factor", "--login", "mo"], None);
+    assert_eq!(removed["second_factor_removed"], false);
+    let t = ok(&app, &["user", "login-token", "--login", "mo"], None);
+    let res = app.post("/v1/login/token", json!({"token": t["token"]})).await;
+    assert_eq!(res.status(), StatusCode::OK);
 }
