@@ -41,11 +41,26 @@ pub(crate) fn identifier(login: &str) -> CoreResult<&str> {
 }
 
 impl Core {
+    /// Counts a request by identifier against the client's budget and the identifier's (the
+    /// log-in limits, keyed on the identifier as typed: the same for accounts that do not
+    /// exist), so that nobody floods the outbox or one person's mailbox.
+    pub(crate) fn limit_request_by_identifier(
+        &self,
+        tenant: TenantId,
+        login: &str,
+        client: &ClientInfo,
+    ) -> CoreResult<()> {
+        let ip = client.ip.map(|ip| format!("{}:{ip}", tenant.0));
+        let key = format!("{}:mail:{}", tenant.0, crate::parse::LoginKey::from_login(login).limiter_key());
+        self.limiter.check(ip.as_deref(), &key)
+    }
+
     /// Asks for a password reset link for whoever `login` names in the tenant. The same answer,
     /// after the same work, whether or not the account exists.
     pub async fn request_password_reset(&self, tenant: TenantId, login: &str, client: &ClientInfo) -> CoreResult<()> {
         self.tenant_policy(tenant).await?;
         let login = identifier(login)?;
+        self.limit_request_by_identifier(tenant, login, client)?;
         self.queue_mail(mail_for_login(tenant, MailKind::PasswordReset, login, self.now())).await?;
         // Neither the identifier typed nor whether it names anyone is recorded.
         self.audit(Audit {
@@ -137,6 +152,7 @@ impl Core {
             return Err(CoreError::Forbidden("Log-in links are not offered here."));
         }
         let login = identifier(login)?;
+        self.limit_request_by_identifier(tenant, login, client)?;
         self.queue_mail(mail_for_login(tenant, MailKind::LoginLink, login, self.now())).await?;
         self.audit(Audit {
             action: AuditAction::LoginLinkRequested,

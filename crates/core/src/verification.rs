@@ -102,6 +102,7 @@ impl Core {
     pub async fn request_verification(&self, tenant: TenantId, login: &str, client: &ClientInfo) -> CoreResult<()> {
         self.tenant_policy(tenant).await?;
         let login = crate::recovery::identifier(login)?;
+        self.limit_request_by_identifier(tenant, login, client)?;
         self.queue_mail(mail_for_login(tenant, MailKind::EmailVerification, login, self.now())).await?;
         self.audit(Audit {
             action: AuditAction::EmailVerificationRequested,

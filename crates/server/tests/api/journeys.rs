@@ -2,6 +2,7 @@
 //! sign-up and on a change of address, a forgotten password, log-in links; every message
 //! parsed as a mail client would, and its link followed.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
@@ -274,7 +275,27 @@ async fn requests_by_identifier_tell_nothing(b: crate::support::Backend) {
     assert!(gap < Duration::from_millis(15), "known {k:?}, unknown {u:?}");
 }
 
+async fn requests_by_identifier_are_limited_alike(b: crate::support::Backend) {
+    let (app, _sink) = TestApp::spawn_with_mail(b, |c| {
+        c.rate_limits = portcullis_core::limits::RateLimitConfig::default();
+    })
+    .await;
+    app.user("kim", PW).await;
+    let mut statuses = BTreeMap::new();
+    for login in ["kim", "nobody"] {
+        let mut got = Vec::new();
+        for _ in 0..12 {
+            got.push(app.post("/v1/password/forgot", json!({"login": login})).await.status());
+        }
+        statuses.insert(login, got);
+    }
+    assert_eq!(statuses["kim"], statuses["nobody"], "the same for an account and for nobody");
+    assert_eq!(statuses["kim"][..10], [StatusCode::ACCEPTED; 10]);
+    assert_eq!(statuses["kim"][10], StatusCode::TOO_MANY_REQUESTS);
+}
+
 crate::both!(
+    requests_by_identifier_are_limited_alike,
     signup_and_verification_link_verify_the_address,
     verification_links_are_resent_within_limits_and_expire,
     a_new_address_becomes_the_login_once_verified,
