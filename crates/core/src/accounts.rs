@@ -171,7 +171,15 @@ impl Core {
     /// new e-mail address waits in `pending_email` until it is verified (the old one stays the
     /// login address meanwhile): a link goes to it and a notice to the old address, in the
     /// same transaction as the change.
-    pub async fn update_me(&self, auth: &AuthSession, account: AccountInput) -> CoreResult<User> {
+    ///
+    /// A new e-mail address is a sensitive change (it would let a stolen session take the
+    /// account over through a reset link): it needs `proof`, see [`Core::confirm_sensitive`].
+    pub async fn update_me(
+        &self,
+        auth: &AuthSession,
+        account: AccountInput,
+        proof: Option<crate::totp::Proof>,
+    ) -> CoreResult<User> {
         let s = &auth.session;
         let (_, policy) = self.tenant_policy(s.tenant_id).await?;
         let defs = self.store.attributes.attribute_definitions(s.tenant_id).await?;
@@ -184,6 +192,7 @@ impl Core {
         let now = self.now();
         let (email, pending_email, mail) = email_change(&current, changes.email, now);
         if let Some(Some(new)) = &pending_email {
+            self.confirm_sensitive(auth, &current, proof, Field::CurrentPassword).await?;
             // Taken now: say so at once (sign-up says as much). Taken by the time it is
             // verified: the verification says so.
             let holder = self.store.users.user_with_secret(s.tenant_id, &LoginKey::email(new)).await?;
@@ -228,11 +237,12 @@ impl Core {
         Ok(user)
     }
 
-    /// Deletes the requesting user's account after checking their password; every session of
-    /// theirs ends with it.
-    pub async fn delete_me(&self, auth: &AuthSession, password: Password) -> CoreResult<()> {
+    /// Deletes the requesting user's account once they confirm it (their password, or a code;
+    /// see [`Core::confirm_sensitive`]); every session of theirs ends with it.
+    pub async fn delete_me(&self, auth: &AuthSession, proof: Option<crate::totp::Proof>) -> CoreResult<()> {
         let s = &auth.session;
-        self.confirm_password(auth, password).await?;
+        let user = self.me(auth).await?;
+        self.confirm_sensitive(auth, &user, proof, Field::Password).await?;
         self.store.users.delete_user(s.tenant_id, s.user_id, self.now()).await?;
         self.sessions.evict_user(s.user_id, None);
         self.audit_user(auth, crate::audit::AuditAction::UserDeleted, None, json!({"by": "self"}));

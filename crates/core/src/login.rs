@@ -235,9 +235,13 @@ impl Core {
         let Some(c) = consumed.filter(|c| c.tenant_id == tenant) else {
             return Err(CoreError::InvalidCredentials);
         };
-        let user = self.store.users.user(tenant, c.user_id).await?.ok_or(CoreError::InvalidCredentials)?;
+        let mut user = self.store.users.user(tenant, c.user_id).await?.ok_or(CoreError::InvalidCredentials)?;
         if c.data.get("password_version").and_then(Value::as_i64) != Some(user.password_version) {
             return Err(CoreError::InvalidCredentials);
+        }
+        // A log-in link came by mail: following it proves the user reads that address.
+        if let Some(verified) = self.verify_by_link(&user, &c.data).await? {
+            user = verified;
         }
         let end = LoginEnd {
             method: LoginMethod::LoginToken,
@@ -247,6 +251,25 @@ impl Core {
             second: SecondStep::Code(None),
         };
         with_session(self.finish_login(user, &policy, end).await?)
+    }
+
+    /// Marks the account's address verified when a link mailed to it was followed (its token's
+    /// data names the address) and it is still the account's, unverified. The account then
+    /// leaves `pending`.
+    pub(crate) async fn verify_by_link(&self, user: &User, data: &Value) -> CoreResult<Option<User>> {
+        let sent_to = data.get("email").and_then(Value::as_str).and_then(|e| crate::parse::Email::parse(e).ok());
+        let current = user.email.as_deref().and_then(|e| crate::parse::Email::parse(e).ok());
+        let same = sent_to.zip(current).is_some_and(|(a, b)| a.normalized() == b.normalized());
+        if !same || user.email_verified_at.is_some() {
+            return Ok(None);
+        }
+        let now = self.now();
+        let update = crate::store::UserUpdate {
+            email_verified_at: Some(Some(now)),
+            status: (user.status == UserStatus::Pending).then_some(UserStatus::Active),
+            ..Default::default()
+        };
+        Ok(self.store.users.update_user(user.tenant_id, user.id, &update, now).await?)
     }
 
     /// Checks a user's credentials for a server holding a key with `credentials:verify`; opens

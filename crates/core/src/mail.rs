@@ -185,6 +185,10 @@ impl Core {
                 if user.status == UserStatus::Disabled {
                     return Ok(None);
                 }
+                // The tenant may have stopped offering log-in links since the request.
+                if m.kind == MailKind::LoginLink && !policy.passwordless_login {
+                    return Ok(None);
+                }
                 let (purpose, prefix, ttl, path) = match m.kind {
                     MailKind::PasswordReset => {
                         (TokenPurpose::PasswordReset, RESET_TOKEN_PREFIX, policy.password_reset_ttl, links::RESET)
@@ -199,9 +203,8 @@ impl Core {
                 if m.attempts <= 1 && !self.link_allowed(&user, purpose).await? {
                     return Ok(None);
                 }
-                let token = self
-                    .issue_link_token(&user, purpose, prefix, ttl, json!({"password_version": user.password_version}))
-                    .await?;
+                let data = json!({"password_version": user.password_version, "email": to});
+                let token = self.issue_link_token(&user, purpose, prefix, ttl, data).await?;
                 vars.insert("link", format!("{base}{path}?token={}", token.expose()));
                 vars.insert("expires_in", human_duration(ttl));
                 (to, Some(user))
@@ -269,7 +272,9 @@ impl Core {
 
     /// A claimed message was delivered (or needed no delivery): it leaves the outbox.
     pub async fn mail_delivered(&self, m: &OutboxMessage, sent: bool) -> CoreResult<()> {
-        self.store.outbox.complete_mail(m.id).await?;
+        if !self.store.outbox.complete_mail(m.id, m.lease).await? {
+            tracing::warn!(kind = m.kind.as_str(), "a message's lease ran out before its delivery was recorded");
+        }
         if sent {
             self.audit(Audit {
                 action: AuditAction::MailSent,
@@ -291,7 +296,10 @@ impl Core {
         let give_up = permanent || m.attempts >= MAIL_GIVE_UP_AFTER;
         let retry_at = (!give_up).then(|| now.plus(mail_backoff(m.attempts)));
         let error: String = error.chars().filter(|c| !c.is_control()).take(500).collect();
-        self.store.outbox.fail_mail(m.id, &error, retry_at, now).await?;
+        if !self.store.outbox.fail_mail(m.id, m.lease, &error, retry_at, now).await? {
+            tracing::warn!(kind = m.kind.as_str(), "a message's lease ran out before its failure was recorded");
+            return Ok(());
+        }
         if give_up {
             tracing::error!(kind = m.kind.as_str(), attempts = m.attempts, error = %error, "gave up delivering a message");
             self.audit(Audit {

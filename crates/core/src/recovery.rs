@@ -22,7 +22,7 @@ use crate::mail::{RESET_TOKEN_PREFIX, mail_for, mail_for_login};
 use crate::model::{MailKind, Scope, TokenPurpose, User, UserStatus};
 use crate::parse::Email;
 use crate::secret::{Password, Token};
-use crate::store::{EndSessions, PasswordChange, UserUpdate};
+use crate::store::{EndSessions, PasswordChange, UserUpdate, UserWithSecret};
 use crate::{ClientInfo, Core};
 
 /// Longest identifier a recovery request takes, in characters (an e-mail address may be 254).
@@ -97,7 +97,10 @@ impl Core {
         let hash = token.hash();
         let found = self.store.tokens.peek_one_time_token(&hash, TokenPurpose::PasswordReset, self.now()).await?;
         let Some(found) = found.filter(|c| c.tenant_id == tenant) else { return Err(CoreError::InvalidToken) };
-        let user = self.store.users.user(tenant, found.user_id).await?.ok_or(CoreError::InvalidToken)?;
+        let current = self.store.users.user_with_secret_by_id(tenant, found.user_id).await?;
+        let Some(UserWithSecret { user, password_hash: current_hash }) = current else {
+            return Err(CoreError::InvalidToken);
+        };
         if found.data.get("password_version").and_then(Value::as_i64) != Some(user.password_version) {
             return Err(CoreError::InvalidToken);
         }
@@ -110,9 +113,11 @@ impl Core {
             // Another request used it first.
             return Err(CoreError::InvalidToken);
         }
+        // Only over the password the link was checked against: a change of password made
+        // while this one was being hashed wins, and the link dies with it.
         let change = PasswordChange {
             hash: new_hash,
-            expected_current: None,
+            expected_current: current_hash,
             end_sessions: EndSessions::All,
             is_new_password: true,
             now,
@@ -121,8 +126,15 @@ impl Core {
             return Err(CoreError::InvalidToken);
         }
         unit.delete_one_time_tokens(tenant, user.id, TokenPurpose::PasswordReset).await?;
-        // The link went to the login address: following it proves the user reads it.
-        if user.email.is_some() && user.email_verified_at.is_none() {
+        // The link went to the address in its data: following it proves the user reads it,
+        // if that is still the account's address.
+        let sent_to = found.data.get("email").and_then(Value::as_str).and_then(|e| Email::parse(e).ok());
+        let same = |a: Option<&str>| {
+            a.and_then(|a| Email::parse(a).ok())
+                .zip(sent_to.as_ref())
+                .is_some_and(|(a, b)| a.normalized() == b.normalized())
+        };
+        if user.email_verified_at.is_none() && same(user.email.as_deref()) {
             let verified = UserUpdate {
                 email_verified_at: Some(Some(now)),
                 status: (user.status == UserStatus::Pending).then_some(UserStatus::Active),

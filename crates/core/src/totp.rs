@@ -38,6 +38,10 @@ pub const STEP_TOKEN_PREFIX: &str = "pcf_";
 /// How long a step token waits for its code.
 pub const STEP_TOKEN_TTL: Duration = Duration::from_secs(5 * 60);
 
+/// How recently a session must have been opened to stand in for the password of an account
+/// that has none (an account that logs in by mailed links).
+pub const RECENT_LOG_IN: Duration = Duration::from_secs(15 * 60);
+
 /// How many recovery codes a user gets at a time.
 pub const RECOVERY_CODES: usize = 10;
 
@@ -224,9 +228,9 @@ impl Core {
     }
 
     /// Starts enrolling an authenticator for the signed-in user: a new secret and its URI. The
-    /// account's password is asked for (when it has one), so that a stolen session cannot put
-    /// the account behind an authenticator its owner does not have. An enrolment not yet
-    /// confirmed is replaced.
+    /// account's password is asked for (an account without one needs a fresh log-in, see
+    /// [`Core::confirm_sensitive`]), so that a stolen session cannot put the account behind an
+    /// authenticator its owner does not have. An enrolment not yet confirmed is replaced.
     pub async fn begin_totp(&self, auth: &AuthSession, password: Option<Password>) -> CoreResult<TotpEnrolment> {
         let s = &auth.session;
         let (tenant, _) = self.tenant_policy(s.tenant_id).await?;
@@ -234,10 +238,7 @@ impl Core {
         if user.second_factor {
             return Err(CoreError::Forbidden("An authenticator is set up already; disable it first."));
         }
-        if self.has_password(&user).await? {
-            let password = password.ok_or_else(|| CoreError::field(Field::Password, "is required"))?;
-            self.confirm_password(auth, password).await?;
-        }
+        self.confirm_sensitive(auth, &user, password.map(Proof::Password), Field::Password).await?;
         let secret = Zeroizing::new(random_bytes::<TOTP_SECRET_BYTES>().map_err(CoreError::internal)?);
         let sealed = self.sealer().await?.seal(secret.as_slice(), &seal_context(s.tenant_id, s.user_id))?;
         if !self.store.second_factors.begin_totp(s.tenant_id, s.user_id, &sealed, self.now()).await? {
@@ -275,7 +276,10 @@ impl Core {
         let totp = authenticator(&secret, None, String::new())?;
         let Some(step) = totp.check(&digits, self.unix_seconds()) else {
             self.audit_user(auth, AuditAction::SecondFactorFailed, None, json!({"during": "enrolment"}));
-            return Err(CoreError::SecondFactorInvalid);
+            return Err(CoreError::field(
+                Field::Param("code"),
+                "is wrong: check the app's clock and try the next code",
+            ));
         };
         let (codes, hashes) = new_recovery_codes()?;
         let step = i64::try_from(step).map_err(CoreError::internal)?;
@@ -474,16 +478,58 @@ impl Core {
         Ok(SecondFactorRequired { user_id: user.id, step_token: token, expires_at })
     }
 
-    /// Checks what a user shows to change their second factor.
+    /// Checks what a user shows to change their second factor. A wrong code is a field error
+    /// (the user is signed in: a 401 would read as a lost session).
     async fn check_proof(&self, auth: &AuthSession, user: &User, proof: Proof) -> CoreResult<()> {
         match proof {
             Proof::Password(p) => self.confirm_password(auth, p).await.map(|_| ()),
             Proof::Code(c) => {
                 let s = &auth.session;
                 let client = ClientInfo { ip: s.ip, user_agent: s.user_agent.clone() };
-                self.check_second_factor(user, &c, &client).await.map(|_| ())
+                match self.check_second_factor(user, &c, &client).await {
+                    Ok(_) => Ok(()),
+                    Err(CoreError::SecondFactorInvalid) => {
+                        Err(CoreError::field(Field::Param("code"), "is wrong, or was used already"))
+                    }
+                    Err(e) => Err(e),
+                }
             }
         }
+    }
+
+    /// Confirms a sensitive change of the signed-in user's own account (a new e-mail address,
+    /// an authenticator, deleting the account): with `proof` — the password, or a code for an
+    /// account with a second factor. An account with neither a password nor a second factor
+    /// has nothing to show: its session must be fresh ([`RECENT_LOG_IN`]), so that an old,
+    /// stolen session cannot do it.
+    /// A missing proof is reported on `field` (where the caller's request carries the password).
+    pub(crate) async fn confirm_sensitive(
+        &self,
+        auth: &AuthSession,
+        user: &User,
+        proof: Option<Proof>,
+        field: Field,
+    ) -> CoreResult<()> {
+        if let Some(p) = proof {
+            return self.check_proof(auth, user, p).await;
+        }
+        if self.has_password(user).await? {
+            let what = if user.second_factor { "is required (or a second-factor code)" } else { "is required" };
+            return Err(CoreError::field(field, what));
+        }
+        if user.second_factor {
+            return Err(CoreError::field(Field::Param("code"), "is required"));
+        }
+        if self.now().since(auth.session.created_at) > RECENT_LOG_IN {
+            return Err(CoreError::Forbidden("Log in again to do this."));
+        }
+        Ok(())
+    }
+
+    /// Whether the signed-in user's account has a password.
+    pub async fn has_own_password(&self, auth: &AuthSession) -> CoreResult<bool> {
+        let user = self.me(auth).await?;
+        self.has_password(&user).await
     }
 
     async fn has_password(&self, user: &User) -> CoreResult<bool> {

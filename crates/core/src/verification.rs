@@ -3,8 +3,9 @@
 //!
 //! A user who changes their address keeps logging in with the old one until the new one is
 //! verified: the new address waits in `pending_email`, a verification link goes to it, and the
-//! old address is told of the change. Whether the new address is taken is checked only when
-//! it is verified, by someone who reads its mail, so the change tells a stranger nothing.
+//! old address is told of the change. The change needs the password (or a code, see
+//! `Core::confirm_sensitive`), and an address another account holds is refused at once (as
+//! sign-up does); one taken by the time the link is followed is refused then.
 //!
 //! Following a link marks the address verified (a pending one becomes the login address) and
 //! lets a pending account in. Links expire after the tenant's `email_verification_ttl` (48

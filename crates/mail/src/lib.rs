@@ -94,7 +94,7 @@ pub struct SmtpConfig {
     /// A file holding the password (trailing white space ignored).
     #[serde(default)]
     pub password_file: Option<PathBuf>,
-    /// How long one delivery may take.
+    /// How long one delivery may take, from connecting to the server's last answer.
     #[serde(default = "default_timeout", with = "humantime_serde")]
     pub timeout: Duration,
 }
@@ -129,6 +129,11 @@ impl SmtpConfig {
 }
 
 impl MailConfig {
+    /// The longest one delivery may take (what a shutdown waits for the message being sent).
+    pub fn send_timeout(&self) -> Duration {
+        self.smtp.as_ref().map_or_else(default_timeout, |s| s.timeout)
+    }
+
     /// Checks values that parse but cannot work.
     pub fn check(&self) -> Result<(), String> {
         self.from.parse::<Mailbox>().map_err(|e| format!("mail.from {:?} is not an address: {e}", self.from))?;
@@ -189,6 +194,8 @@ pub struct Mailer {
     transport: Transport,
     from: Mailbox,
     templates: Templates,
+    /// How long one delivery may take, from connecting to the server's last answer.
+    send_timeout: Duration,
 }
 
 impl std::fmt::Debug for Mailer {
@@ -211,7 +218,8 @@ impl Mailer {
             None => Transport::Log,
             Some(s) => Transport::Smtp(smtp_transport(s)?),
         };
-        Ok(Self { transport, from, templates })
+        let send_timeout = cfg.smtp.as_ref().map_or_else(default_timeout, |s| s.timeout);
+        Ok(Self { transport, from, templates, send_timeout })
     }
 
     /// Whether messages go to an SMTP server (rather than to the log).
@@ -233,10 +241,16 @@ impl Mailer {
             .multipart(MultiPart::alternative_plain_html(rendered.text.clone(), rendered.html))
             .map_err(|e| SendError::Invalid(e.to_string()))?;
         match &self.transport {
-            Transport::Smtp(smtp) => match smtp.send(message).await {
-                Ok(_) => Ok(()),
-                Err(e) if e.is_permanent() => Err(SendError::Refused(error_chain(&e))),
-                Err(e) => Err(SendError::Transient(error_chain(&e))),
+            // The transport's own timeout covers connecting; this one the whole delivery, so
+            // that a server that stalls mid-way cannot hold a message past its lease.
+            Transport::Smtp(smtp) => match tokio::time::timeout(self.send_timeout, smtp.send(message)).await {
+                Ok(Ok(_)) => Ok(()),
+                Ok(Err(e)) if e.is_permanent() => Err(SendError::Refused(error_chain(&e))),
+                Ok(Err(e)) => Err(SendError::Transient(error_chain(&e))),
+                Err(_) => Err(SendError::Transient(format!(
+                    "the SMTP server did not finish within {}s",
+                    self.send_timeout.as_secs()
+                ))),
             },
             Transport::Log => {
                 tracing::info!(
@@ -254,10 +268,10 @@ impl Mailer {
     /// Checks that the SMTP server answers and accepts the credentials.
     pub async fn test_connection(&self) -> Result<(), SendError> {
         match &self.transport {
-            Transport::Smtp(smtp) => match smtp.test_connection().await {
-                Ok(true) => Ok(()),
-                Ok(false) => Err(SendError::Transient("the server did not answer".into())),
-                Err(e) => Err(SendError::Transient(error_chain(&e))),
+            Transport::Smtp(smtp) => match tokio::time::timeout(self.send_timeout, smtp.test_connection()).await {
+                Ok(Ok(true)) => Ok(()),
+                Ok(Ok(false)) | Err(_) => Err(SendError::Transient("the server did not answer".into())),
+                Ok(Err(e)) => Err(SendError::Transient(error_chain(&e))),
             },
             Transport::Log => Ok(()),
         }

@@ -51,9 +51,6 @@ pub async fn build_core(config: &Config, clock: SharedClock) -> anyhow::Result<A
     Ok(Arc::new(core))
 }
 
-/// How long a shutdown waits for the message being sent.
-const MAIL_STOP_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
-
 /// A running server.
 #[derive(Debug)]
 pub struct Running {
@@ -95,6 +92,8 @@ pub async fn start(
     let app = portcullis_http::app(core.clone(), config.http.clone());
     let sender = portcullis_mail::MailSender::new(core.clone(), &config.mail).map_err(anyhow::Error::msg)?;
     let maintenance = tokio::spawn(core.clone().run_maintenance());
+    // A shutdown waits for the message being sent: at most one delivery's timeout.
+    let mail_stop_wait = config.mail.send_timeout() + std::time::Duration::from_secs(5);
     let (stop_mail, mail_stopped) = tokio::sync::watch::channel(false);
     let mail = tokio::spawn(Arc::new(sender).run(mail_stopped));
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -130,7 +129,7 @@ pub async fn start(
         maintenance.abort();
         // A message being sent is finished and recorded; then the sender stops.
         let _ = stop_mail.send(true);
-        if tokio::time::timeout(MAIL_STOP_WAIT, mail).await.is_err() {
+        if tokio::time::timeout(mail_stop_wait, mail).await.is_err() {
             tracing::warn!("the mail sender did not stop in time");
         }
         if let Err(e) = core_for_task.flush_touches().await {

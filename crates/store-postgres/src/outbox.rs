@@ -44,6 +44,7 @@ fn message_from_row(row: &PgRow) -> StoreResult<OutboxMessage> {
         recipient: row.try_get("recipient").map_err(map_err)?,
         payload,
         attempts: u32::try_from(row.try_get::<i32, _>("attempts").map_err(map_err)?).unwrap_or(0),
+        lease: crate::rows::ts_req(row, "locked_until")?,
         created_at: ts_req(row, "created_at")?,
     })
 }
@@ -61,7 +62,7 @@ impl OutboxStore for PostgresStore {
              WHERE id IN (SELECT id FROM outbox WHERE failed_at IS NULL AND next_attempt_at <= $1 \
                           AND (locked_until IS NULL OR locked_until <= $1) \
                           ORDER BY id LIMIT $3 FOR UPDATE SKIP LOCKED) \
-             RETURNING id, tenant_id, kind, user_id, recipient, payload, attempts, created_at",
+             RETURNING id, tenant_id, kind, user_id, recipient, payload, attempts, created_at, locked_until",
         )
         .bind(odt(now))
         .bind(odt(now.plus(lease)))
@@ -74,31 +75,40 @@ impl OutboxStore for PostgresStore {
         Ok(out)
     }
 
-    async fn complete_mail(&self, id: OutboxId) -> StoreResult<()> {
-        sqlx::query("DELETE FROM outbox WHERE id = $1").bind(id.0).execute(&self.pool).await.map_err(map_err)?;
-        Ok(())
+    async fn complete_mail(&self, id: OutboxId, lease: Timestamp) -> StoreResult<bool> {
+        let done = sqlx::query("DELETE FROM outbox WHERE id = $1 AND locked_until = $2")
+            .bind(id.0)
+            .bind(odt(lease))
+            .execute(&self.pool)
+            .await
+            .map_err(map_err)?;
+        Ok(done.rows_affected() > 0)
     }
 
     async fn fail_mail(
         &self,
         id: OutboxId,
+        lease: Timestamp,
         error: &str,
         retry_at: Option<Timestamp>,
         now: Timestamp,
-    ) -> StoreResult<()> {
-        sqlx::query(
-            "UPDATE outbox SET locked_until = NULL, last_error = $2, updated_at = $3, \
-             next_attempt_at = coalesce($4, next_attempt_at), failed_at = CASE WHEN $4::timestamptz IS NULL THEN $3 END \
-             WHERE id = $1",
+    ) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "UPDATE outbox SET locked_until = NULL, last_error = $3, updated_at = $4, \
+             next_attempt_at = coalesce($5, next_attempt_at), \
+             failed_at = CASE WHEN $5::timestamptz IS NULL THEN $4 END, \
+             payload = CASE WHEN $5::timestamptz IS NULL THEN '{}'::jsonb ELSE payload END \
+             WHERE id = $1 AND locked_until = $2",
         )
         .bind(id.0)
+        .bind(odt(lease))
         .bind(error)
         .bind(odt(now))
         .bind(retry_at.map(odt))
         .execute(&self.pool)
         .await
         .map_err(map_err)?;
-        Ok(())
+        Ok(done.rows_affected() > 0)
     }
 
     async fn mail_backlog(&self) -> StoreResult<(u64, u64)> {

@@ -41,6 +41,9 @@ fn message_from_row(row: &SqliteRow) -> StoreResult<OutboxMessage> {
         recipient: row.try_get("recipient").map_err(map_err)?,
         payload: serde_json::from_str(&payload).map_err(|e| StoreError::Corrupt(format!("mail payload: {e}")))?,
         attempts: u32::try_from(row.try_get::<i64, _>("attempts").map_err(map_err)?).unwrap_or(u32::MAX),
+        lease: Timestamp::from_unix_micros(
+            row.try_get::<Option<i64>, _>("locked_until").map_err(map_err)?.unwrap_or(0),
+        ),
         created_at: Timestamp::from_unix_micros(row.try_get("created_at").map_err(map_err)?),
     })
 }
@@ -59,7 +62,7 @@ impl OutboxStore for SqliteStore {
             "UPDATE outbox SET locked_until = ?2, attempts = attempts + 1, updated_at = ?1 \
              WHERE id IN (SELECT id FROM outbox WHERE failed_at IS NULL AND next_attempt_at <= ?1 \
                           AND (locked_until IS NULL OR locked_until <= ?1) ORDER BY id LIMIT ?3) \
-             RETURNING id, tenant_id, kind, user_id, recipient, payload, attempts, created_at",
+             RETURNING id, tenant_id, kind, user_id, recipient, payload, attempts, created_at, locked_until",
         )
         .bind(now_us)
         .bind(until)
@@ -72,31 +75,39 @@ impl OutboxStore for SqliteStore {
         Ok(out)
     }
 
-    async fn complete_mail(&self, id: OutboxId) -> StoreResult<()> {
-        sqlx::query("DELETE FROM outbox WHERE id = ?1").bind(id.0).execute(&self.writer).await.map_err(map_err)?;
-        Ok(())
+    async fn complete_mail(&self, id: OutboxId, lease: Timestamp) -> StoreResult<bool> {
+        let done = sqlx::query("DELETE FROM outbox WHERE id = ?1 AND locked_until = ?2")
+            .bind(id.0)
+            .bind(lease.unix_micros())
+            .execute(&self.writer)
+            .await
+            .map_err(map_err)?;
+        Ok(done.rows_affected() > 0)
     }
 
     async fn fail_mail(
         &self,
         id: OutboxId,
+        lease: Timestamp,
         error: &str,
         retry_at: Option<Timestamp>,
         now: Timestamp,
-    ) -> StoreResult<()> {
-        sqlx::query(
-            "UPDATE outbox SET locked_until = NULL, last_error = ?2, updated_at = ?3, \
-             next_attempt_at = coalesce(?4, next_attempt_at), failed_at = CASE WHEN ?4 IS NULL THEN ?3 END \
-             WHERE id = ?1",
+    ) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "UPDATE outbox SET locked_until = NULL, last_error = ?3, updated_at = ?4, \
+             next_attempt_at = coalesce(?5, next_attempt_at), failed_at = CASE WHEN ?5 IS NULL THEN ?4 END, \
+             payload = CASE WHEN ?5 IS NULL THEN '{}' ELSE payload END \
+             WHERE id = ?1 AND locked_until = ?2",
         )
         .bind(id.0)
+        .bind(lease.unix_micros())
         .bind(error)
         .bind(now.unix_micros())
         .bind(retry_at.map(Timestamp::unix_micros))
         .execute(&self.writer)
         .await
         .map_err(map_err)?;
-        Ok(())
+        Ok(done.rows_affected() > 0)
     }
 
     async fn mail_backlog(&self) -> StoreResult<(u64, u64)> {

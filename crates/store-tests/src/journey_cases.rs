@@ -5,10 +5,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use portcullis_core::ids::{TenantId, UserId};
+use portcullis_core::ids::{OutboxId, TenantId, UserId};
 use portcullis_core::model::{MailKind, TokenPurpose, User};
 use portcullis_core::secret::{Token, TokenHash};
-use portcullis_core::store::{NewOneTimeToken, NewOutboxMessage, Store, UserUpdate};
+use portcullis_core::store::{NewOneTimeToken, NewOutboxMessage, OutboxMessage, Store, UserUpdate};
 use serde_json::json;
 
 use crate::TestDb;
@@ -69,13 +69,20 @@ pub async fn the_outbox_hands_each_message_to_one_sender_until_it_is_done(db: &T
     let other = db.second_handle().await;
     let lease = Duration::from_secs(60);
     let (a, b) = tokio::join!(s.claim_mail(now(), lease, 10), other.claim_mail(now(), lease, 10));
-    let mut ids: Vec<i64> = a.unwrap().iter().chain(b.unwrap().iter()).map(|m| m.id.0).collect();
+    let claimed: Vec<OutboxMessage> = a.unwrap().into_iter().chain(b.unwrap()).collect();
+    let mut ids: Vec<i64> = claimed.iter().map(|m| m.id.0).collect();
     ids.sort();
     assert_eq!(ids, vec![first.0, third.0]);
+    let lease_of = |id: OutboxId| claimed.iter().find(|m| m.id == id).map(|m| m.lease).unwrap();
+    assert!(claimed.iter().all(|m| m.lease == now().plus(lease)));
     assert!(s.claim_mail(now(), lease, 10).await.unwrap().is_empty(), "leased messages are not handed out again");
 
     // A failed delivery comes back when it is due; a sender that died lets go at its lease's end.
-    s.fail_mail(first, "connection refused", Some(now().plus(Duration::from_secs(30))), now()).await.unwrap();
+    assert!(
+        s.fail_mail(first, lease_of(first), "connection refused", Some(now().plus(Duration::from_secs(30))), now())
+            .await
+            .unwrap()
+    );
     assert!(s.claim_mail(now(), lease, 10).await.unwrap().is_empty());
     let later = now().plus(Duration::from_secs(31));
     let again = s.claim_mail(later, lease, 10).await.unwrap();
@@ -85,10 +92,14 @@ pub async fn the_outbox_hands_each_message_to_one_sender_until_it_is_done(db: &T
     let orphan = s.claim_mail(after_lease, lease, 10).await.unwrap();
     assert_eq!(orphan.iter().map(|m| m.id).collect::<Vec<_>>(), vec![third]);
     assert_eq!((orphan[0].kind, orphan[0].user_id), (MailKind::EmailVerification, Some(u.id)));
+    // The sender that lost the lease can record nothing for it any more.
+    assert!(!s.complete_mail(third, lease_of(third)).await.unwrap());
+    assert!(!s.fail_mail(third, lease_of(third), "late", None, now()).await.unwrap());
+    assert_eq!(s.mail_backlog().await.unwrap(), (2, 0));
 
-    // Delivered messages leave; given-up ones stay, out of the queue.
-    s.complete_mail(third).await.unwrap();
-    s.fail_mail(first, "mailbox unavailable", None, now()).await.unwrap();
+    // Delivered messages leave; given-up ones stay, out of the queue, their payload emptied.
+    assert!(s.complete_mail(third, orphan[0].lease).await.unwrap());
+    assert!(s.fail_mail(first, again[0].lease, "mailbox unavailable", None, now()).await.unwrap());
     assert_eq!(s.mail_backlog().await.unwrap(), (0, 1));
     assert!(s.claim_mail(now().plus(Duration::from_secs(3600)), lease, 10).await.unwrap().is_empty());
 }

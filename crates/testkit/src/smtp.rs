@@ -59,6 +59,8 @@ pub enum Answer {
     TryLater,
     /// 550: refused for good.
     Refuse,
+    /// No answer at all after the message: a server that stalls.
+    Stall,
 }
 
 #[derive(Debug)]
@@ -217,6 +219,7 @@ async fn session(stream: TcpStream, shared: Arc<Shared>) -> std::io::Result<()> 
                 }
                 Answer::TryLater => write.write_all(b"451 4.3.0 try again later\r\n").await?,
                 Answer::Refuse => write.write_all(b"550 5.1.1 no such mailbox\r\n").await?,
+                Answer::Stall => std::future::pending::<()>().await,
             }
         } else if upper == "RSET" {
             recipients.clear();

@@ -47,6 +47,9 @@ pub struct OutboxMessage {
     pub payload: Value,
     /// Delivery attempts so far, this one included.
     pub attempts: u32,
+    /// The end of this claim's lease: it also names the claim, so that a sender whose lease
+    /// ran out (and whose message another sender took) cannot record an outcome for it.
+    pub lease: Timestamp,
     /// When it was queued.
     pub created_at: Timestamp,
 }
@@ -59,17 +62,20 @@ pub trait OutboxStore: Send + Sync + Debug {
     /// Claims up to `limit` due messages, oldest first, for `lease`: no other sender gets them
     /// until the lease ends (a sender that died lets them go). Each claim counts an attempt.
     async fn claim_mail(&self, now: Timestamp, lease: Duration, limit: u32) -> StoreResult<Vec<OutboxMessage>>;
-    /// A claimed message was delivered (or needs no delivery): it is removed.
-    async fn complete_mail(&self, id: OutboxId) -> StoreResult<()>;
+    /// A claimed message was delivered (or needs no delivery): it is removed. `false`, and
+    /// nothing done, when the claim (`lease`) is no longer the message's.
+    async fn complete_mail(&self, id: OutboxId, lease: Timestamp) -> StoreResult<bool>;
     /// A claimed message could not be delivered: it is due again at `retry_at`, or, with
-    /// `None`, given up (kept with its error for the operator).
+    /// `None`, given up (kept with its error for the operator, its payload emptied). `false`,
+    /// and nothing done, when the claim is no longer the message's.
     async fn fail_mail(
         &self,
         id: OutboxId,
+        lease: Timestamp,
         error: &str,
         retry_at: Option<Timestamp>,
         now: Timestamp,
-    ) -> StoreResult<()>;
+    ) -> StoreResult<bool>;
     /// How many messages wait (due or not), and how many were given up.
     async fn mail_backlog(&self) -> StoreResult<(u64, u64)>;
 }

@@ -77,6 +77,19 @@ impl PartialSchema for ProfilePatchBody {
     fn schema() -> RefOr<Schema> {
         RefOr::T(Schema::Object(
             editable_fields()
+                .property(
+                    "current_password",
+                    ObjectBuilder::new()
+                        .schema_type(Type::String)
+                        .format(Some(SchemaFormat::KnownFormat(KnownFormat::Password)))
+                        .description(Some("Confirms a new e-mail address.")),
+                )
+                .property(
+                    "second_factor",
+                    ObjectBuilder::new()
+                        .schema_type(Type::String)
+                        .description(Some("A second-factor code, instead of current_password.")),
+                )
                 .description(Some(
                     "Fields not listed here (status, roles, password, ...) are refused with 403 field_not_editable.",
                 ))
@@ -237,13 +250,16 @@ pub struct ChangePasswordRequest {
     pub new_password_confirmation: Option<Password>,
 }
 
-/// Body of `DELETE /v1/me`.
-#[derive(Debug, Deserialize, ToSchema)]
+/// Body of `DELETE /v1/me`: the password, or a second-factor code (an account with neither
+/// needs a session opened in the last 15 minutes, and may send no body).
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DeleteMeRequest {
     /// The current password, to confirm.
-    #[schema(value_type = String, format = Password)]
-    pub password: Password,
+    #[schema(value_type = Option<String>, format = Password)]
+    pub password: Option<Password>,
+    /// A second-factor code (from the app, or a recovery code), instead.
+    pub code: Option<String>,
 }
 
 /// Answer of `GET /healthz` and `GET /readyz`.

@@ -12,6 +12,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use portcullis_core::accounts::SignupCommand;
 use portcullis_core::login::{LoginCommand, LoginOutcome, SecondFactorRequired};
+use portcullis_core::totp::Proof;
 use portcullis_core::{AccountInput, CoreError, Field, SessionId};
 use serde_json::{Map, Value};
 use utoipa::openapi::OpenApi as OpenApiDoc;
@@ -334,7 +335,9 @@ async fn me(State(st): State<AppState>, a: Authenticated) -> Result<Json<MeRespo
 }
 
 /// Change fields of this user's account. A field the user may not change is refused (403),
-/// never silently dropped; `null` clears a field. A new e-mail address or phone is unverified.
+/// never silently dropped; `null` clears a field. A new phone is unverified; a new e-mail
+/// address waits in `pending_email` until the link mailed to it is followed, and needs
+/// `current_password` (or `second_factor`, a code, for an account with a second factor).
 #[utoipa::path(
     patch, path = "/me", tag = "accounts",
     request_body = ProfilePatchBody,
@@ -350,13 +353,29 @@ async fn me(State(st): State<AppState>, a: Authenticated) -> Result<Json<MeRespo
 async fn update_me(
     State(st): State<AppState>,
     a: Authenticated,
-    JsonBody(fields): JsonBody<Map<String, Value>>,
+    JsonBody(mut fields): JsonBody<Map<String, Value>>,
 ) -> Result<Json<MeResponse>, ApiError> {
-    let user = st.core.update_me(&a.auth, AccountInput::from_json(fields)).await?;
+    // What confirms a new e-mail address travels with the fields.
+    let mut text = |k: &str| match fields.remove(k) {
+        Some(Value::String(v)) => Ok(Some(v)),
+        None | Some(Value::Null) => Ok(None),
+        Some(_) => Err(CoreError::field(
+            Field::Param(if k == "current_password" { "current_password" } else { "second_factor" }),
+            "must be a string",
+        )),
+    };
+    let password = text("current_password")?;
+    let code = text("second_factor")?;
+    let proof = match (password, code) {
+        (None, None) => None,
+        (p, c) => Some(Proof::from_fields(p.map(portcullis_core::Password::new), c)?),
+    };
+    let user = st.core.update_me(&a.auth, AccountInput::from_json(fields), proof).await?;
     Ok(Json(MeResponse { user: user_json(&user) }))
 }
 
-/// Delete this user's account (the current password confirms it). Every session ends.
+/// Delete this user's account (the current password, or a second-factor code, confirms it).
+/// Every session ends.
 #[utoipa::path(
     delete, path = "/me", tag = "accounts",
     request_body = DeleteMeRequest,
@@ -367,9 +386,14 @@ async fn delete_me(
     State(st): State<AppState>,
     client: Client,
     a: Authenticated,
-    JsonBody(req): JsonBody<DeleteMeRequest>,
+    body: Option<JsonBody<DeleteMeRequest>>,
 ) -> Result<Response, ApiError> {
-    st.core.delete_me(&a.auth, req.password).await?;
+    let req = body.map(|JsonBody(b)| b).unwrap_or_default();
+    let proof = match (req.password, req.code) {
+        (None, None) => None,
+        (p, c) => Some(Proof::from_fields(p, c)?),
+    };
+    st.core.delete_me(&a.auth, proof).await?;
     let mut res = StatusCode::NO_CONTENT.into_response();
     set_session_cookie(&st, &client, &mut res, None);
     Ok(res)

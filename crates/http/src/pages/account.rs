@@ -94,10 +94,11 @@ async fn render_account(
         let sessions = core.list_sessions(auth).await?;
         let second = core.second_factor_status(auth).await?;
         let form = core.account_form(page.tenant_id).await?;
-        Ok::<_, CoreError>((user, sessions, second, form))
+        let has_password = core.has_own_password(auth).await?;
+        Ok::<_, CoreError>((user, sessions, second, form, has_password))
     }
     .await;
-    let (user, sessions, second, form) = match loaded {
+    let (user, sessions, second, form, has_password) = match loaded {
         Ok(x) => x,
         Err(CoreError::Unauthenticated) => return page.redirect(&page.path("/ui/login")),
         Err(e) => {
@@ -127,7 +128,7 @@ async fn render_account(
         alert_here => failed.alert,
         sessions,
         second_factor => context! { enabled => second.enabled, recovery_codes_left => second.recovery_codes_left },
-        has_password => true,
+        has_password,
         min_length => page.policy.password_min_length,
     };
     page.render(status, "account.html", ctx)
@@ -269,8 +270,11 @@ async fn finish(
 /// The core's field names as this page's forms name them.
 fn rename_for(section: &str) -> Vec<(&'static str, &'static str)> {
     match section {
-        "second_factor" => vec![("password", "totp_password"), ("code", "totp_password")],
-        "delete" => vec![("password", "delete_password")],
+        "second_factor" => vec![("password", "totp_password"), ("current_password", "totp_password")],
+        "email" => vec![("current_password", "email_password"), ("code", "email_password")],
+        "delete" => {
+            vec![("password", "delete_password"), ("current_password", "delete_password"), ("code", "delete_password")]
+        }
         _ => Vec::new(),
     }
 }
@@ -288,7 +292,7 @@ async fn profile(page: Page, form: Form) -> Response {
         account.set_text(f, text(f.name()));
     }
     set_attributes(&mut account, &defs, &form, true);
-    let result = page.st.core.update_me(&auth, account).await.map(|_| "profile");
+    let result = page.st.core.update_me(&auth, account, None).await.map(|_| "profile");
     finish(&page, &auth, "profile", &form, result).await
 }
 
@@ -303,7 +307,8 @@ async fn email(page: Page, form: Form) -> Response {
             account.reject(portcullis_core::Field::Email, "is required");
         }
     }
-    let result = page.st.core.update_me(&auth, account).await.map(|_| "email");
+    let proof = form.raw("email_password").filter(|p| !p.is_empty()).map(proof_of);
+    let result = page.st.core.update_me(&auth, account, proof).await.map(|_| "email");
     finish(&page, &auth, "email", &form, result).await
 }
 
@@ -424,6 +429,7 @@ async fn disable_totp(page: Page, form: Form) -> Response {
         CoreError::PasswordIncorrect | CoreError::SecondFactorInvalid => {
             CoreError::field(portcullis_core::Field::Param("disable_password"), "is wrong")
         }
+        CoreError::Validation(_) => CoreError::field(portcullis_core::Field::Param("disable_password"), "is wrong"),
         other => other,
     });
     finish(&page, &auth, "second_factor", &form, result).await
@@ -438,7 +444,7 @@ async fn recovery_codes(page: Page, form: Form) -> Response {
     }
     match page.st.core.regenerate_recovery_codes(&auth, proof_of(text)).await {
         Ok(codes) => codes_page(&page, &codes),
-        Err(CoreError::PasswordIncorrect | CoreError::SecondFactorInvalid) => {
+        Err(CoreError::PasswordIncorrect | CoreError::SecondFactorInvalid | CoreError::Validation(_)) => {
             let e = CoreError::field(portcullis_core::Field::Param("codes_password"), "is wrong");
             finish(&page, &auth, "second_factor", &form, Err(e)).await
         }
@@ -448,8 +454,8 @@ async fn recovery_codes(page: Page, form: Form) -> Response {
 
 async fn delete(page: Page, form: Form) -> Response {
     let Some(auth) = page.session.clone() else { return to_login(&page) };
-    let password = Password::new(form.raw("delete_password").unwrap_or_default());
-    match page.st.core.delete_me(&auth, password).await {
+    let proof = form.raw("delete_password").filter(|p| !p.is_empty()).map(proof_of);
+    match page.st.core.delete_me(&auth, proof).await {
         Ok(()) => {
             let mut res = page.message(
                 StatusCode::OK,

@@ -365,6 +365,10 @@ async fn the_account_page_does_what_it_offers() {
     b.open("/ui/account").await;
     b.fill("email", "otto.new@example.com").await;
     b.submit("/ui/account/email").await;
+    assert!(b.text().await.contains("Is required."), "a new address needs the password: {}", b.text().await);
+    b.check("02-email-needs-password").await;
+    b.fill("email_password", PW).await;
+    b.submit("/ui/account/email").await;
     assert!(b.text().await.contains("Waiting for confirmation: otto.new@example.com"), "{}", b.text().await);
     let link = link_in(&sink, "otto.new@example.com", 1, &format!("{}/ui/verify", app.base)).await;
     b.open(&link).await;
@@ -380,7 +384,7 @@ async fn the_account_page_does_what_it_offers() {
     b.fill("delete_password", PW2).await;
     b.submit("/ui/account/delete").await;
     assert!(b.text().await.contains("Is wrong."), "{}", b.text().await);
-    b.check("02-delete-wrong").await;
+    b.check("03-delete-wrong").await;
     b.fill("delete_password", PW).await;
     b.submit("/ui/account/delete").await;
     assert_eq!(b.heading().await, "Account deleted");
@@ -388,7 +392,7 @@ async fn the_account_page_does_what_it_offers() {
 
     // Log-in link request and a tenant's branding.
     b.open("/ui/link/request").await;
-    b.check_both("03-link-request").await;
+    b.check_both("04-link-request").await;
     let cmd = portcullis_core::tenants::CreateTenantCommand {
         slug: "acme".into(),
         name: Some("Acme Corp".into()),
@@ -398,7 +402,7 @@ async fn the_account_page_does_what_it_offers() {
     app.core.create_tenant(&crate::support::op(), cmd).await.unwrap();
     b.open("/t/acme/ui/login").await;
     assert_eq!(b.c.title().await.unwrap(), "Log in · Acme Corp");
-    b.check_both("04-tenant-login").await;
+    b.check_both("05-tenant-login").await;
     let colour =
         b.c.execute("return getComputedStyle(document.querySelector('button[type=submit]')).backgroundColor;", vec![])
             .await

@@ -95,7 +95,14 @@ async fn a_new_address_becomes_the_login_once_verified(b: crate::support::Backen
     let (app, sink) = TestApp::spawn_with_mail(b, |_| {}).await;
     let token = app.user("ed", PW).await;
     one_mail(&sink, "ed@example.com", 1).await;
-    let res = app.call(Method::PATCH, "/v1/me", Some(&token), Some(json!({"email": "ed.new@example.com"}))).await;
+    let res = app
+        .call(
+            Method::PATCH,
+            "/v1/me",
+            Some(&token),
+            Some(json!({"email": "ed.new@example.com", "current_password": PW})),
+        )
+        .await;
     let body: Value = res.json().await.unwrap();
     assert_eq!(body["user"]["email"], "ed@example.com");
     assert_eq!(body["user"]["pending_email"], "ed.new@example.com");
@@ -116,7 +123,9 @@ async fn a_new_address_becomes_the_login_once_verified(b: crate::support::Backen
 
     // An address another account holds is refused at once.
     app.user("fay", PW).await;
-    let res = app.call(Method::PATCH, "/v1/me", Some(&token), Some(json!({"email": "FAY@example.com"}))).await;
+    let res = app
+        .call(Method::PATCH, "/v1/me", Some(&token), Some(json!({"email": "FAY@example.com", "current_password": PW})))
+        .await;
     assert_error(res, StatusCode::CONFLICT, "conflict").await;
 }
 
@@ -294,7 +303,53 @@ async fn requests_by_identifier_are_limited_alike(b: crate::support::Backend) {
     assert_eq!(statuses["kim"][10], StatusCode::TOO_MANY_REQUESTS);
 }
 
+async fn a_log_in_link_verifies_its_address_and_follows_the_policy_when_it_leaves(b: crate::support::Backend) {
+    let (app, mut sink) = TestApp::spawn_with_mail(b, |c| {
+        c.policy.passwordless_login = true;
+        c.policy.require_verified_email = true;
+    })
+    .await;
+    let body = app.signup(json!({"email": "noa@example.com", "password": PW})).await;
+    assert_eq!(body["user"]["status"], "pending");
+    one_mail(&sink, "noa@example.com", 1).await;
+    post(&app, "/v1/login/link", json!({"login": "noa@example.com"})).await;
+    let link = one_mail(&sink, "noa@example.com", 2).await;
+    let (status, body) = post(&app, "/v1/login/token", json!({"token": token_of(&app, &link, "/ui/link")})).await;
+    assert_eq!(status, StatusCode::OK, "following the mailed link proves the address: {body}");
+    assert_eq!(
+        (body["user"]["email_verified"].as_bool(), body["user"]["status"].as_str()),
+        (Some(true), Some("active"))
+    );
+
+    // A tenant that stops offering links before the message leaves sends none.
+    let cmd = portcullis_core::tenants::CreateTenantCommand {
+        slug: "links".into(),
+        name: None,
+        domains: vec![],
+        policy: portcullis_core::model::TenantPolicy { passwordless_login: Some(true), ..Default::default() },
+    };
+    let tenant = app.core.create_tenant(&crate::support::op(), cmd).await.unwrap();
+    let res = app.post("/t/links/v1/signup", json!({"email": "ivo@example.com", "password": PW})).await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    one_mail(&sink, "ivo@example.com", 1).await;
+    sink.go_down();
+    let (status, _) = post(&app, "/t/links/v1/login/link", json!({"login": "ivo@example.com"})).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let off = portcullis_core::store::TenantUpdate {
+        policy: Some(portcullis_core::model::TenantPolicy { passwordless_login: Some(false), ..Default::default() }),
+        ..Default::default()
+    };
+    app.core.update_tenant(&crate::support::op(), tenant.id, off).await.unwrap();
+    sink.resume().await.unwrap();
+    app.clock.advance(Duration::from_secs(600));
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(app.core.mail_backlog(&crate::support::op()).await.unwrap(), (0, 0));
+    assert_eq!(sink.messages_to("ivo@example.com").len(), 1, "no log-in link after the tenant turned them off");
+}
+
 crate::both!(
+    a_log_in_link_verifies_its_address_and_follows_the_policy_when_it_leaves,
     requests_by_identifier_are_limited_alike,
     signup_and_verification_link_verify_the_address,
     verification_links_are_resent_within_limits_and_expire,

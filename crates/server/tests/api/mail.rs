@@ -144,7 +144,31 @@ async fn two_nodes_never_send_a_message_twice(b: crate::support::Backend) {
     }
 }
 
+async fn a_stalling_server_holds_up_nothing_for_long(b: crate::support::Backend) {
+    let (app, sink) = TestApp::spawn_with_mail(b, |c| {
+        if let Some(s) = &mut c.mail.smtp {
+            s.timeout = Duration::from_secs(1);
+        }
+    })
+    .await;
+    let names = users(&app, &sink, "stall", 2).await;
+    // The server takes the message and never answers: each attempt ends at the timeout.
+    sink.answer_with(Answer::Stall);
+    ask_resets(&app, &names).await;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(app.core.mail_backlog(&op()).await.unwrap(), (2, 0), "both wait for a retry, none lost");
+    sink.answer_with(Answer::Accept);
+    app.clock.advance(Duration::from_secs(600));
+    for n in &names {
+        assert_eq!(sink.wait_for(&format!("{n}@example.com"), 2, WAIT).await.len(), 2, "{n}");
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_no_duplicates(&sink);
+    assert_eq!(app.core.mail_backlog(&op()).await.unwrap(), (0, 0));
+}
+
 crate::both!(
+    a_stalling_server_holds_up_nothing_for_long,
     an_outage_delays_mail_and_loses_none,
     a_refused_recipient_is_given_up_and_recorded,
     a_restart_delivers_what_was_queued,

@@ -57,7 +57,7 @@ async fn users_edit_their_own_fields(b: Backend) {
     let res = patch(
         &app,
         &token,
-        json!({"city": null, "attributes": {"team": null}, "email": "pat.new@example.com", "username": "Patricia"}),
+        json!({"city": null, "attributes": {"team": null}, "email": "pat.new@example.com", "username": "Patricia", "current_password": PW}),
     )
     .await;
     let body: Value = res.json().await.unwrap();
@@ -113,6 +113,11 @@ async fn a_refused_update_changes_nothing(b: Backend) {
     let body = assert_error(res, StatusCode::CONFLICT, "conflict").await;
     assert_eq!(body["error"]["fields"]["username"], "is already taken");
     let res = patch(&app, &token, json!({"email": "taken@example.com"})).await;
+    let body = assert_error(res, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
+    assert_eq!(body["error"]["fields"]["current_password"], "is required", "a new address needs the password");
+    let res = patch(&app, &token, json!({"email": "taken@example.com", "current_password": "not it"})).await;
+    assert_error(res, StatusCode::FORBIDDEN, "password_incorrect").await;
+    let res = patch(&app, &token, json!({"email": "taken@example.com", "current_password": PW})).await;
     assert_error(res, StatusCode::CONFLICT, "conflict").await;
     let me: Value = app.get_auth("/v1/me", &token).await.json().await.unwrap();
     assert_eq!(me["user"]["username"], "tom");
@@ -158,7 +163,8 @@ async fn deleting_the_account_needs_the_password_and_ends_everything(b: Backend)
     let res = app.call(Method::DELETE, "/v1/me", Some(&here), Some(json!({"password": "not my password"}))).await;
     assert_error(res, StatusCode::FORBIDDEN, "password_incorrect").await;
     let res = app.call(Method::DELETE, "/v1/me", Some(&here), None).await;
-    assert_error(res, StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type").await;
+    let body = assert_error(res, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
+    assert_eq!(body["error"]["fields"]["password"], "is required");
     assert_eq!(app.session_status(&here).await, StatusCode::OK);
 
     let res = app.call(Method::DELETE, "/v1/me", Some(&here), Some(json!({"password": PW}))).await;

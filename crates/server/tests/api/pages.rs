@@ -276,9 +276,10 @@ async fn the_second_factor_is_set_up_and_asked_for_on_the_pages(b: crate::suppor
     let secret = hidden(&got.html, "secret");
     let uri = hidden(&got.html, "uri").replace("&amp;", "&");
     let now = || u64::try_from(app.core.now().unix_seconds()).unwrap();
-    let got = web.post("/ui/account/totp/confirm", &[("code", "000000"), ("secret", &secret), ("uri", &uri)]).await;
-    assert_eq!(got.status, StatusCode::UNAUTHORIZED, "{}", got.html);
-    assert!(got.html.contains("That code is wrong"));
+    let wrong = if totp_code(&secret, now()) == "000000" { "111111" } else { "000000" };
+    let got = web.post("/ui/account/totp/confirm", &[("code", wrong), ("secret", &secret), ("uri", &uri)]).await;
+    assert_eq!(got.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", got.html);
+    assert!(got.html.contains("Is wrong: check the app"), "{}", got.html);
     let got = web
         .post("/ui/account/totp/confirm", &[("code", &totp_code(&secret, now())), ("secret", &secret), ("uri", &uri)])
         .await;

@@ -61,7 +61,12 @@ async fn enrolment_asks_for_the_password_and_a_first_code(b: crate::support::Bac
     let wrong = if code(&app, secret) == "000000" { "111111" } else { "000000" };
     let (status, err) =
         app.send(Method::POST, "/v1/me/second-factor/totp/confirm", &token, Some(json!({"code": wrong}))).await;
-    assert_eq!((status, err["error"]["code"].as_str()), (StatusCode::UNAUTHORIZED, Some("second_factor_invalid")));
+    assert_eq!(
+        (status, err["error"]["code"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("validation_failed")),
+        "signed in, a wrong code is a field error, not a lost session"
+    );
+    assert!(err["error"]["fields"]["code"].as_str().unwrap().starts_with("is wrong"));
     let (status, c) = app
         .send(Method::POST, "/v1/me/second-factor/totp/confirm", &token, Some(json!({"code": code(&app, secret)})))
         .await;
@@ -254,7 +259,32 @@ async fn every_surface_asks_for_the_second_factor(b: crate::support::Backend) {
     assert_eq!(events.len(), 2, "{events:?}");
 }
 
+async fn an_account_without_a_password_needs_a_fresh_log_in_for_sensitive_changes(b: crate::support::Backend) {
+    let app = TestApp::spawn(b).await;
+    let key = api_key(&app, Some(TenantId::DEFAULT), &["users:manage"]).await;
+    let (status, u) = app
+        .send(Method::POST, "/v1/admin/users", &key, Some(json!({"email": "lia@example.com", "email_verified": true})))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{u}");
+    let id = u["user"]["id"].as_i64().unwrap();
+    let (_, t) = app.send(Method::POST, &format!("/v1/admin/users/{id}/login-token"), &key, None).await;
+    let res = app.post("/v1/login/token", json!({"token": t["token"]})).await;
+    let session = res.json::<Value>().await.unwrap()["session"]["token"].as_str().unwrap().to_owned();
+    // Fresh from the log-in: nothing to show, and nothing asked.
+    let (status, e) = app.send(Method::POST, "/v1/me/second-factor/totp", &session, None).await;
+    assert_eq!(status, StatusCode::OK, "{e}");
+    // Later, the same session may not change the address or delete the account.
+    app.clock.advance(Duration::from_secs(16 * 60));
+    let (status, err) = app.send(Method::PATCH, "/v1/me", &session, Some(json!({"email": "thief@example.com"}))).await;
+    assert_eq!((status, err["error"]["code"].as_str()), (StatusCode::FORBIDDEN, Some("forbidden")), "{err}");
+    let (status, _) = app.send(Method::DELETE, "/v1/me", &session, None).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _) = app.send(Method::PATCH, "/v1/me", &session, Some(json!({"first_name": "Lia"}))).await;
+    assert_eq!(status, StatusCode::OK, "other changes need nothing more");
+}
+
 crate::both!(
+    an_account_without_a_password_needs_a_fresh_log_in_for_sensitive_changes,
     enrolment_asks_for_the_password_and_a_first_code,
     a_password_alone_opens_no_session,
     recovery_codes_work_once_and_can_be_replaced,
