@@ -173,7 +173,7 @@ impl Core {
     /// same transaction as the change.
     ///
     /// A new e-mail address is a sensitive change (it would let a stolen session take the
-    /// account over through a reset link): it needs `proof`, see [`Core::confirm_sensitive`].
+    /// account over through a reset link): it needs `proof`, see `Core::confirm_sensitive`.
     pub async fn update_me(
         &self,
         auth: &AuthSession,
@@ -238,7 +238,7 @@ impl Core {
     }
 
     /// Deletes the requesting user's account once they confirm it (their password, or a code;
-    /// see [`Core::confirm_sensitive`]); every session of theirs ends with it.
+    /// see `Core::confirm_sensitive`); every session of theirs ends with it.
     pub async fn delete_me(&self, auth: &AuthSession, proof: Option<crate::totp::Proof>) -> CoreResult<()> {
         let s = &auth.session;
         let user = self.me(auth).await?;

@@ -229,7 +229,7 @@ impl Core {
 
     /// Starts enrolling an authenticator for the signed-in user: a new secret and its URI. The
     /// account's password is asked for (an account without one needs a fresh log-in, see
-    /// [`Core::confirm_sensitive`]), so that a stolen session cannot put the account behind an
+    /// `Core::confirm_sensitive`), so that a stolen session cannot put the account behind an
     /// authenticator its owner does not have. An enrolment not yet confirmed is replaced.
     pub async fn begin_totp(&self, auth: &AuthSession, password: Option<Password>) -> CoreResult<TotpEnrolment> {
         let s = &auth.session;
