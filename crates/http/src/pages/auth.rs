@@ -298,6 +298,23 @@ impl IdentifierPage {
         };
         page.render(status, "identifier.html", ctx)
     }
+
+    /// The answer to the form: `sent` (the same whether or not an account matched), the form
+    /// again with a field's problem, or the problem (too many requests, say) on its own.
+    fn answer(&self, page: &Page, form: &Form, result: Result<(), CoreError>, sent: &str) -> Response {
+        let back = || Some(("Back to log-in", page.path("/ui/login")));
+        match result {
+            Ok(()) => page.message(StatusCode::OK, "Check your inbox", &[sent], back()),
+            Err(e) => {
+                let errors = field_errors(&e, &[]);
+                let (status, message) = page.problem(&e);
+                if errors.is_empty() {
+                    return page.message(status, self.title, &[&message], back());
+                }
+                self.render(page, status, form.values(), errors)
+            }
+        }
+    }
 }
 
 async fn forgot_page(page: Page) -> Response {
@@ -306,18 +323,9 @@ async fn forgot_page(page: Page) -> Response {
 
 async fn forgot(page: Page, form: Form) -> Response {
     let login = form.get("login").unwrap_or_default().to_owned();
-    match page.st.core.request_password_reset(page.tenant_id, &login, &page.client.info).await {
-        Ok(()) => page.message(
-            StatusCode::OK,
-            "Check your inbox",
-            &["If an account matches, a link to set a new password is on its way to its e-mail address. It works once, for a limited time."],
-            Some(("Back to log-in", page.path("/ui/login"))),
-        ),
-        Err(e) => {
-            let errors = field_errors(&e, &[]);
-            FORGOT.render(&page, page.problem(&e).0, form.values(), errors)
-        }
-    }
+    let result = page.st.core.request_password_reset(page.tenant_id, &login, &page.client.info).await;
+    let sent = "If an account matches, a link to set a new password is on its way to its e-mail address. It works once, for a limited time.";
+    FORGOT.answer(&page, &form, result, sent)
 }
 
 fn invalid_link(page: &Page, what: &str, again: (&str, String)) -> Response {
@@ -476,20 +484,8 @@ async fn link_request_page(page: Page) -> Response {
 
 async fn link_request(page: Page, form: Form) -> Response {
     let login = form.get("login").unwrap_or_default().to_owned();
-    match page.st.core.request_login_link(page.tenant_id, &login, &page.client.info).await {
-        Ok(()) => page.message(
-            StatusCode::OK,
-            "Check your inbox",
-            &["If an account matches, a log-in link is on its way to its e-mail address. It works once, for a few minutes."],
-            Some(("Back to log-in", page.path("/ui/login"))),
-        ),
-        Err(e) => {
-            let errors = field_errors(&e, &[]);
-            let (status, message) = page.problem(&e);
-            if errors.is_empty() {
-                return page.message(status, LINK_REQUEST.title, &[&message], Some(("Back to log-in", page.path("/ui/login"))));
-            }
-            LINK_REQUEST.render(&page, status, form.values(), errors)
-        }
-    }
+    let result = page.st.core.request_login_link(page.tenant_id, &login, &page.client.info).await;
+    let sent =
+        "If an account matches, a log-in link is on its way to its e-mail address. It works once, for a few minutes.";
+    LINK_REQUEST.answer(&page, &form, result, sent)
 }

@@ -338,7 +338,21 @@ async fn tenants_get_their_own_pages_and_colours(b: crate::support::Backend) {
     assert_eq!(web.get("/ui/account").await.status, StatusCode::SEE_OTHER);
 }
 
+async fn too_many_requests_are_explained_on_the_page(b: crate::support::Backend) {
+    let app = TestApp::spawn_with(b, |c| c.rate_limits = portcullis_core::limits::RateLimitConfig::default()).await;
+    let mut web = Browser::new(&app);
+    web.get("/ui/forgot").await;
+    let mut last = None;
+    for _ in 0..11 {
+        last = Some(web.post("/ui/forgot", &[("login", "someone@example.com")]).await);
+    }
+    let got = last.unwrap();
+    assert_eq!(got.status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(got.html.contains("Too many attempts."), "{}", got.html);
+}
+
 crate::both!(
+    too_many_requests_are_explained_on_the_page,
     every_page_carries_the_security_headers,
     forms_need_their_token_and_this_site,
     log_in_and_out_and_go_back_only_where_allowed,
