@@ -51,6 +51,14 @@ pub const VERIFICATION_TOKEN_PREFIX: &str = "pcv_";
 /// Prefix of password reset tokens.
 pub const RESET_TOKEN_PREFIX: &str = "pcr_";
 
+/// What a link's token is, before it is made.
+struct LinkToken {
+    purpose: TokenPurpose,
+    prefix: &'static str,
+    ttl: Duration,
+    data: Value,
+}
+
 /// The paths of the hosted pages that mail links open, below a tenant's public address. The
 /// pages surface serves them; they are here so that the links and the pages cannot disagree.
 pub mod links {
@@ -163,18 +171,13 @@ impl Core {
                     (None, Some(e)) if user.email_verified_at.is_none() => e.clone(),
                     _ => return Ok(None),
                 };
-                if m.attempts <= 1 && !self.link_allowed(&user, TokenPurpose::EmailVerification).await? {
-                    return Ok(None);
-                }
-                let token = self
-                    .issue_link_token(
-                        &user,
-                        TokenPurpose::EmailVerification,
-                        VERIFICATION_TOKEN_PREFIX,
-                        policy.email_verification_ttl,
-                        json!({"email": address}),
-                    )
-                    .await?;
+                let link = LinkToken {
+                    purpose: TokenPurpose::EmailVerification,
+                    prefix: VERIFICATION_TOKEN_PREFIX,
+                    ttl: policy.email_verification_ttl,
+                    data: json!({"email": address}),
+                };
+                let Some(token) = self.issue_link_token(&user, m, link).await? else { return Ok(None) };
                 vars.insert("link", format!("{base}{}?token={}", links::VERIFY, token.expose()));
                 vars.insert("expires_in", human_duration(policy.email_verification_ttl));
                 (address, Some(user))
@@ -200,11 +203,9 @@ impl Core {
                         links::LOGIN_LINK,
                     ),
                 };
-                if m.attempts <= 1 && !self.link_allowed(&user, purpose).await? {
-                    return Ok(None);
-                }
                 let data = json!({"password_version": user.password_version, "email": to});
-                let token = self.issue_link_token(&user, purpose, prefix, ttl, data).await?;
+                let link = LinkToken { purpose, prefix, ttl, data };
+                let Some(token) = self.issue_link_token(&user, m, link).await? else { return Ok(None) };
                 vars.insert("link", format!("{base}{path}?token={}", token.expose()));
                 vars.insert("expires_in", human_duration(ttl));
                 (to, Some(user))
@@ -234,40 +235,38 @@ impl Core {
         Ok(self.store.users.user_with_secret(m.tenant_id, &key).await?.map(|u| u.user))
     }
 
-    /// Whether another link of this purpose may go to the account now. Asked on a message's
-    /// first attempt only: a retry carries a link already allowed (the links of failed
-    /// attempts were never seen by anyone, and simply expire).
-    async fn link_allowed(&self, user: &User, purpose: TokenPurpose) -> CoreResult<bool> {
-        let since = self.now().minus(LINK_WINDOW);
-        let sent = self.store.tokens.count_one_time_tokens(user.tenant_id, user.id, purpose, since).await?;
-        if sent >= LINKS_PER_WINDOW {
-            tracing::info!(user = %user.id, purpose = purpose.as_str(), "not sending another link yet");
-            return Ok(false);
-        }
-        Ok(true)
-    }
-
-    async fn issue_link_token(
-        &self,
-        user: &User,
-        purpose: TokenPurpose,
-        prefix: &str,
-        ttl: Duration,
-        data: Value,
-    ) -> CoreResult<Token> {
-        let token = Token::generate(prefix).map_err(CoreError::internal)?;
+    /// Makes the link a message carries. On the message's first attempt, at most
+    /// [`LINKS_PER_WINDOW`] links of a purpose go to one account per [`LINK_WINDOW`] (counted
+    /// and stored by one atomic step, whatever the number of nodes): `None` beyond. A retry
+    /// carries a link already allowed (the links of failed attempts were never seen by anyone,
+    /// and simply expire).
+    async fn issue_link_token(&self, user: &User, m: &OutboxMessage, link: LinkToken) -> CoreResult<Option<Token>> {
+        let token = Token::generate(link.prefix).map_err(CoreError::internal)?;
         let now = self.now();
         let t = NewOneTimeToken {
             tenant_id: user.tenant_id,
             user_id: user.id,
-            purpose,
+            purpose: link.purpose,
             token_hash: token.hash(),
-            data,
-            expires_at: now.plus(ttl),
+            data: link.data,
+            expires_at: now.plus(link.ttl),
             now,
         };
-        self.store.tokens.insert_one_time_token(&t).await?;
-        Ok(token)
+        let stored = if m.attempts > 1 {
+            self.store.tokens.insert_one_time_token(&t).await.map(|()| true)
+        } else {
+            self.store.tokens.insert_one_time_token_within(&t, LINKS_PER_WINDOW, now.minus(LINK_WINDOW)).await
+        };
+        match stored {
+            Ok(true) => Ok(Some(token)),
+            Ok(false) => {
+                tracing::info!(user = %user.id, purpose = link.purpose.as_str(), "not sending another link yet");
+                Ok(None)
+            }
+            // The account was deleted meanwhile: nothing to send.
+            Err(crate::store::StoreError::Gone) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// A claimed message was delivered (or needed no delivery): it leaves the outbox.

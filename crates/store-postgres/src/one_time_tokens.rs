@@ -127,6 +127,43 @@ impl OneTimeTokenStore for PostgresStore {
         delete_tokens(&mut conn, tenant, user, purpose).await
     }
 
+    async fn insert_one_time_token_within(
+        &self,
+        t: &NewOneTimeToken,
+        limit: u32,
+        since: Timestamp,
+    ) -> StoreResult<bool> {
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        // The user's row, locked (without blocking sessions' foreign keys), serialises the
+        // count and the insert of every node making a token for this user.
+        let found: Option<i64> =
+            sqlx::query_scalar("SELECT id FROM users WHERE tenant_id = $1 AND id = $2 FOR NO KEY UPDATE")
+                .bind(t.tenant_id.0)
+                .bind(t.user_id.0)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(map_err)?;
+        if found.is_none() {
+            return Err(StoreError::Gone);
+        }
+        let made: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM one_time_tokens WHERE tenant_id = $1 AND user_id = $2 AND purpose = $3 AND created_at >= $4",
+        )
+        .bind(t.tenant_id.0)
+        .bind(t.user_id.0)
+        .bind(t.purpose.as_str())
+        .bind(odt(since))
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        if made >= i64::from(limit) {
+            return Ok(false);
+        }
+        insert_token(&mut tx, t).await?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(true)
+    }
+
     async fn count_one_time_tokens(
         &self,
         tenant: TenantId,

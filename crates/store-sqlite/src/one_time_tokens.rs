@@ -124,6 +124,46 @@ impl OneTimeTokenStore for SqliteStore {
         delete_tokens(&mut conn, tenant, user, purpose).await
     }
 
+    async fn insert_one_time_token_within(
+        &self,
+        t: &NewOneTimeToken,
+        limit: u32,
+        since: Timestamp,
+    ) -> StoreResult<bool> {
+        // One statement on the single writer: the count and the insert cannot interleave.
+        let done = sqlx::query(
+            "INSERT INTO one_time_tokens (tenant_id, user_id, purpose, token_hash, data, expires_at, created_at, updated_at) \
+             SELECT u.tenant_id, u.id, ?3, ?4, ?5, ?6, ?7, ?7 FROM users u WHERE u.tenant_id = ?1 AND u.id = ?2 \
+             AND (SELECT count(*) FROM one_time_tokens WHERE tenant_id = ?1 AND user_id = ?2 AND purpose = ?3 \
+                  AND created_at >= ?8) < ?9",
+        )
+        .bind(t.tenant_id.0)
+        .bind(t.user_id.0)
+        .bind(t.purpose.as_str())
+        .bind(t.token_hash.as_bytes().to_vec())
+        .bind(t.data.to_string())
+        .bind(t.expires_at.unix_micros())
+        .bind(t.now.unix_micros())
+        .bind(since.unix_micros())
+        .bind(i64::from(limit))
+        .execute(&self.writer)
+        .await
+        .map_err(map_err)?;
+        if done.rows_affected() > 0 {
+            return Ok(true);
+        }
+        let exists: Option<i64> = sqlx::query_scalar("SELECT id FROM users WHERE tenant_id = ?1 AND id = ?2")
+            .bind(t.tenant_id.0)
+            .bind(t.user_id.0)
+            .fetch_optional(&self.writer)
+            .await
+            .map_err(map_err)?;
+        if exists.is_none() {
+            return Err(StoreError::Gone);
+        }
+        Ok(false)
+    }
+
     async fn count_one_time_tokens(
         &self,
         tenant: TenantId,

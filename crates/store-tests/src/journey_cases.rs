@@ -8,7 +8,7 @@ use std::time::Duration;
 use portcullis_core::ids::{OutboxId, TenantId, UserId};
 use portcullis_core::model::{MailKind, TokenPurpose, User};
 use portcullis_core::secret::{Token, TokenHash};
-use portcullis_core::store::{NewOneTimeToken, NewOutboxMessage, OutboxMessage, Store, UserUpdate};
+use portcullis_core::store::{NewOneTimeToken, NewOutboxMessage, OutboxMessage, Store, StoreError, UserUpdate};
 use serde_json::json;
 
 use crate::TestDb;
@@ -162,6 +162,33 @@ pub async fn a_recovery_code_is_good_once_even_when_raced(db: &TestDb) {
     assert!(!s.use_recovery_code(TenantId::DEFAULT, u.id, &TokenHash([4; 32]), now()).await.unwrap(), "old codes die");
     assert!(s.use_recovery_code(TenantId::DEFAULT, u.id, &TokenHash([20; 32]), now()).await.unwrap());
     assert_eq!(s.recovery_codes_left(TenantId::DEFAULT, u.id).await.unwrap(), 9);
+}
+
+pub async fn links_within_a_limit_are_counted_atomically_across_handles(db: &TestDb) {
+    let u = user(db, "limited").await;
+    let since = now().minus(Duration::from_secs(900));
+    let new = move || NewOneTimeToken {
+        tenant_id: TenantId::DEFAULT,
+        user_id: u.id,
+        purpose: TokenPurpose::PasswordReset,
+        token_hash: Token::generate("pct_").unwrap().hash(),
+        data: json!({}),
+        expires_at: now().plus(Duration::from_secs(600)),
+        now: now(),
+    };
+    let stored =
+        race(db, move |s| async move { s.insert_one_time_token_within(&new(), 3, since).await.unwrap() }).await;
+    assert_eq!(stored, 3, "32 concurrent makers on two handles, a limit of three");
+    let count = db.store.count_one_time_tokens(TenantId::DEFAULT, u.id, TokenPurpose::PasswordReset, since).await;
+    assert_eq!(count.unwrap(), 3);
+    // Older tokens do not count; other users and purposes are apart; a deleted user is gone.
+    let later = now().plus(Duration::from_secs(1000));
+    let t = NewOneTimeToken { now: later, ..new() };
+    assert!(db.store.insert_one_time_token_within(&t, 3, later.minus(Duration::from_secs(900))).await.unwrap());
+    let other = NewOneTimeToken { purpose: TokenPurpose::EmailVerification, ..new() };
+    assert!(db.store.insert_one_time_token_within(&other, 3, since).await.unwrap());
+    let nobody = NewOneTimeToken { user_id: UserId(999_999), ..new() };
+    assert!(matches!(db.store.insert_one_time_token_within(&nobody, 3, since).await, Err(StoreError::Gone)));
 }
 
 pub async fn tokens_of_a_purpose_are_counted_and_spent_together(db: &TestDb) {

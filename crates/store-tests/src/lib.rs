@@ -87,6 +87,7 @@ macro_rules! conformance_suite {
             a_totp_code_is_good_once_per_time_step_even_when_raced,
             a_recovery_code_is_good_once_even_when_raced,
             tokens_of_a_purpose_are_counted_and_spent_together,
+            links_within_a_limit_are_counted_atomically_across_handles,
             a_pending_email_waits_beside_the_login_address,
             every_node_gets_the_same_server_secret
         );

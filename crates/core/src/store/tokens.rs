@@ -74,6 +74,18 @@ pub trait OneTimeTokenStore: Send + Sync + Debug {
     ) -> StoreResult<Option<ConsumedToken>>;
     /// Removes every token of a user for a purpose (used or not); returns how many.
     async fn delete_one_time_tokens(&self, tenant: TenantId, user: UserId, purpose: TokenPurpose) -> StoreResult<u64>;
+    /// Stores a token unless the user already has `limit` tokens of its purpose made at or
+    /// after `since`; `false` when the limit held. Atomic: of concurrent calls for one user,
+    /// however many nodes make them, no more than `limit` succeed. [`StoreError::Gone`] when
+    /// the user does not exist in the tenant.
+    ///
+    /// [`StoreError::Gone`]: super::StoreError::Gone
+    async fn insert_one_time_token_within(
+        &self,
+        t: &NewOneTimeToken,
+        limit: u32,
+        since: Timestamp,
+    ) -> StoreResult<bool>;
     /// How many tokens of a user for a purpose were made at or after `since` (for resend limits).
     async fn count_one_time_tokens(
         &self,
