@@ -129,6 +129,10 @@ audit_actions! {
     TenantCreated => "tenant.created",
     /// A tenant was changed.
     TenantUpdated => "tenant.updated",
+    /// A legacy dialect was switched on for a tenant.
+    DialectEnabled => "tenant.dialect_enabled",
+    /// A legacy dialect was switched off for a tenant.
+    DialectDisabled => "tenant.dialect_disabled",
     /// A tenant was disabled.
     TenantDisabled => "tenant.disabled",
     /// A tenant was enabled again.
@@ -225,7 +229,7 @@ impl Core {
             action: a.action,
             ip: a.client.and_then(|c| c.ip),
             user_agent: a.client.and_then(ClientInfo::user_agent_truncated),
-            details: a.details,
+            details: with_surface(a.details, a.client.map_or("", |c| c.surface)),
             at: self.now(),
         });
     }
@@ -283,6 +287,18 @@ impl Core {
                 tracing::warn!(error = %e, "could not write audit events; will retry");
             }
         }
+    }
+}
+
+/// An event's details with the surface it came through, when known.
+fn with_surface(details: Value, surface: &'static str) -> Value {
+    match details {
+        Value::Object(mut m) if !surface.is_empty() => {
+            m.entry("surface").or_insert_with(|| Value::String(surface.to_owned()));
+            Value::Object(m)
+        }
+        Value::Null if !surface.is_empty() => serde_json::json!({"surface": surface}),
+        other => other,
     }
 }
 

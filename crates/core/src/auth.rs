@@ -26,6 +26,18 @@ pub struct AuthSession {
     pub session: Session,
     /// Hash of the token that authenticated the request.
     pub token_hash: TokenHash,
+    /// The surface the request came through, recorded with the audit events it causes (see
+    /// [`AuthSession::through`]).
+    pub surface: &'static str,
+}
+
+impl AuthSession {
+    /// This session, as used through `surface`.
+    #[must_use]
+    pub fn through(mut self, surface: &'static str) -> Self {
+        self.surface = surface;
+        self
+    }
 }
 
 impl Core {
@@ -47,7 +59,7 @@ impl Core {
             return Err(CoreError::Unauthenticated);
         }
         self.sessions.note_use(&entry, now);
-        Ok(AuthSession { session: entry.snapshot(), token_hash: hash })
+        Ok(AuthSession { session: entry.snapshot(), token_hash: hash, surface: "" })
     }
 
     async fn load_session(&self, hash: &TokenHash, now: Timestamp) -> CoreResult<Arc<CachedSession>> {
@@ -138,6 +150,65 @@ impl Core {
         Ok(())
     }
 
+    /// Changes the password of a user proven by the credentials that came with this very
+    /// request (see [`Core::prove_password`]), for the dialects that send them with every
+    /// call; every session of the user ends. Audited.
+    pub async fn change_password_proven(
+        &self,
+        tenant: TenantId,
+        cmd: crate::login::LoginCommand,
+        new: Password,
+        client: &ClientInfo,
+    ) -> CoreResult<()> {
+        let user = self.prove_password(tenant, cmd, client).await?;
+        let (_, policy) = self.tenant_policy(tenant).await?;
+        let hash = self.hash_new_password(new, &policy, password_inputs(&user), Field::NewPassword).await?;
+        let change = PasswordChange {
+            hash,
+            expected_current: None,
+            end_sessions: EndSessions::All,
+            is_new_password: true,
+            now: self.now(),
+        };
+        if !self.store.users.set_password_hash(tenant, user.id, &change).await? {
+            return Err(CoreError::InvalidCredentials);
+        }
+        self.sessions.evict_user(user.id, None);
+        self.audit(Audit {
+            action: AuditAction::PasswordChanged,
+            actor: Actor::User(user.id),
+            tenant: Some(tenant),
+            user: Some(user.id),
+            client: Some(client),
+            details: json!({"other_sessions_ended": true}),
+        });
+        Ok(())
+    }
+
+    /// Deletes the account of a user proven by the credentials that came with this very
+    /// request (see [`Core::prove_password`]); every session of theirs ends. Audited.
+    pub async fn delete_account_proven(
+        &self,
+        tenant: TenantId,
+        cmd: crate::login::LoginCommand,
+        client: &ClientInfo,
+    ) -> CoreResult<()> {
+        let user = self.prove_password(tenant, cmd, client).await?;
+        if !self.store.users.delete_user(tenant, user.id, self.now()).await? {
+            return Err(CoreError::InvalidCredentials);
+        }
+        self.sessions.evict_user(user.id, None);
+        self.audit(Audit {
+            action: AuditAction::UserDeleted,
+            actor: Actor::User(user.id),
+            tenant: Some(tenant),
+            user: Some(user.id),
+            client: Some(client),
+            details: json!({"by": "self"}),
+        });
+        Ok(())
+    }
+
     /// Checks a new password against the tenant's policy (length, strength, not built from the
     /// user's own details) and hashes it, as one job on the hashing pool. A password the policy
     /// refuses is a validation error on `field`.
@@ -163,7 +234,7 @@ impl Core {
         details: serde_json::Value,
     ) {
         let s = &auth.session;
-        let from_session = ClientInfo { ip: s.ip, user_agent: s.user_agent.clone() };
+        let from_session = ClientInfo { ip: s.ip, user_agent: s.user_agent.clone(), surface: auth.surface };
         self.audit(Audit {
             action,
             actor: Actor::User(s.user_id),

@@ -194,6 +194,11 @@ pub enum CoreError {
     /// The second-factor code is wrong, or was used already.
     #[error("invalid second-factor code")]
     SecondFactorInvalid,
+    /// The password is right, the account has a second factor, and no code came with a
+    /// request that cannot ask for one afterwards. Only ever returned after the password was
+    /// checked.
+    #[error("second factor required")]
+    SecondFactorRequired,
     /// The current password given to confirm a sensitive change is wrong.
     #[error("current password incorrect")]
     PasswordIncorrect,

@@ -15,6 +15,7 @@ pub mod audit;
 pub mod auth;
 pub mod caller;
 pub mod clock;
+pub mod dialect;
 pub mod error;
 pub mod fields;
 pub mod ids;
@@ -46,6 +47,7 @@ use serde::{Deserialize, Serialize};
 
 pub use crate::caller::Caller;
 pub use crate::clock::{Clock, SharedClock, SystemClock, Timestamp};
+pub use crate::dialect::Dialect;
 pub use crate::error::{CoreError, CoreResult, Field, FieldErrors, UniqueField};
 pub use crate::fields::AccountInput;
 pub use crate::ids::{ApiKeyId, AttributeId, AuditEventId, RoleId, SessionId, TenantId, UserId};
@@ -114,6 +116,9 @@ pub struct ClientInfo {
     pub ip: Option<std::net::IpAddr>,
     /// User-Agent header.
     pub user_agent: Option<String>,
+    /// The surface the request came through (`native`, `admin`, `pages`, a dialect's name),
+    /// recorded with every audit event it causes; empty outside HTTP.
+    pub surface: &'static str,
 }
 
 impl ClientInfo {

@@ -143,6 +143,10 @@ enum SecondStep<'a> {
     Code(Option<&'a str>),
     /// Proven already, by a follow-up to a step token.
     Proven(SecondFactorMethod),
+    /// Only a code that came along counts: a request that carries its credentials every time
+    /// has no follow-up to send one with, so a missing code is
+    /// [`CoreError::SecondFactorRequired`] rather than a step token.
+    CodeOnly(Option<&'a str>),
 }
 
 impl LoginMethod {
@@ -198,6 +202,10 @@ pub struct VerifyCredentials {
     pub end_user_agent: Option<String>,
     /// The user's second-factor code, for an account with a second factor.
     pub second_factor: Option<String>,
+    /// The caller cannot send a code afterwards (a legacy API with no such step): an account
+    /// with a second factor and no code is [`CoreError::SecondFactorRequired`] instead of a
+    /// step token.
+    pub code_only: bool,
 }
 
 impl Core {
@@ -309,7 +317,7 @@ impl Core {
         errors.into_result()?;
         let Some(login) = login else { return Err(CoreError::Internal("a valid log-in without a command".into())) };
         let (_, policy) = self.tenant_policy(tenant).await?;
-        let end_user = &ClientInfo { ip, user_agent: cmd.end_user_agent };
+        let end_user = &ClientInfo { ip, user_agent: cmd.end_user_agent, surface: caller.client().surface };
         let result = async {
             let user = self.check_password(tenant, &login.identifier, login.password, end_user).await?;
             let end = LoginEnd {
@@ -317,7 +325,11 @@ impl Core {
                 actor: caller.actor(),
                 client: end_user,
                 open_session: cmd.open_session,
-                second: SecondStep::Code(cmd.second_factor.as_deref()),
+                second: if cmd.code_only {
+                    SecondStep::CodeOnly(cmd.second_factor.as_deref())
+                } else {
+                    SecondStep::Code(cmd.second_factor.as_deref())
+                },
             };
             self.finish_login(user, &policy, end).await
         }
@@ -329,6 +341,7 @@ impl Core {
             Err(CoreError::EmailNotVerified) => ("email_not_verified", None),
             Err(CoreError::AccountDisabled) => ("account_disabled", None),
             Err(CoreError::SecondFactorInvalid) => ("second_factor_invalid", None),
+            Err(CoreError::SecondFactorRequired) => ("second_factor_required", None),
             Err(_) => ("error", None),
         };
         self.audit(Audit {
@@ -357,10 +370,15 @@ impl Core {
         let second = match end.second {
             SecondStep::Proven(m) => Some(m),
             // A new account has no second factor to ask for.
-            SecondStep::Code(_) if end.method == LoginMethod::Signup || !user.second_factor => None,
-            SecondStep::Code(Some(code)) if !code.trim().is_empty() => {
+            SecondStep::Code(_) | SecondStep::CodeOnly(_)
+                if end.method == LoginMethod::Signup || !user.second_factor =>
+            {
+                None
+            }
+            SecondStep::Code(Some(code)) | SecondStep::CodeOnly(Some(code)) if !code.trim().is_empty() => {
                 Some(self.check_second_factor(&user, code, end.client).await?)
             }
+            SecondStep::CodeOnly(_) => return Err(CoreError::SecondFactorRequired),
             SecondStep::Code(_) => {
                 let step = self.issue_step_token(&user, end.method.as_str()).await?;
                 return Ok(LoginOutcome::SecondFactorRequired(step));
@@ -403,6 +421,27 @@ impl Core {
             second: SecondStep::Proven(proven),
         };
         self.finish_login(user, policy, end).await
+    }
+
+    /// Proves a user by the password that came with this one request, for the dialects whose
+    /// clients send credentials with every call (HTTP Basic): the whole log-in path — the
+    /// same limits, the same work for an unknown account, the account's status, the second
+    /// factor (its code must come along: [`CoreError::SecondFactorRequired`] otherwise, and
+    /// only once the password is known to be right) — without opening a session.
+    pub async fn prove_password(&self, tenant: TenantId, cmd: LoginCommand, client: &ClientInfo) -> CoreResult<User> {
+        let (_, policy) = self.tenant_policy(tenant).await?;
+        let user = self.check_password(tenant, &cmd.identifier, cmd.password, client).await?;
+        let end = LoginEnd {
+            method: LoginMethod::Password,
+            actor: Actor::User(user.id),
+            client,
+            open_session: false,
+            second: SecondStep::CodeOnly(cmd.second_factor.as_deref()),
+        };
+        match self.finish_login(user, &policy, end).await? {
+            LoginOutcome::LoggedIn { user, .. } => Ok(user),
+            LoginOutcome::SecondFactorRequired(_) => Err(CoreError::SecondFactorRequired),
+        }
     }
 
     /// Logs a user in right after sign-up, when the tenant lets a new account in at once.

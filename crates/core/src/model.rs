@@ -97,6 +97,20 @@ pub struct TenantPolicy {
     /// log-in; anything else goes to the account page.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub return_origins: Option<Vec<String>>,
+    /// The legacy dialects it answers (`metrixstream`, `ossn`, `newspark`, `buddycloud`,
+    /// `siberian`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dialects: Option<Vec<crate::Dialect>>,
+    /// Origins (`https://app.example.com`) whose browser scripts may call its dialects (CORS).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cors_origins: Option<Vec<String>>,
+    /// Its application (an `http` or `https` URL), where a Siberian automatic log-in lands.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub application_url: Option<String>,
+    /// The status of a successful buddycloud credential check, `200` (as the document says)
+    /// or `204` (as the original server answered).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub buddycloud_root_status: Option<u16>,
 }
 
 /// The policy in force for one tenant: server defaults overlaid with the tenant's overrides.
@@ -144,6 +158,14 @@ pub struct Policy {
     pub brand_color: Option<String>,
     /// Origins the pages may send a user back to after log-in.
     pub return_origins: Vec<String>,
+    /// The legacy dialects tenants answer (none unless switched on).
+    pub dialects: Vec<crate::Dialect>,
+    /// Origins whose browser scripts may call the dialects (CORS).
+    pub cors_origins: Vec<String>,
+    /// The application a Siberian automatic log-in lands on (the account page when unset).
+    pub application_url: Option<String>,
+    /// The status of a successful buddycloud credential check: 200 or 204.
+    pub buddycloud_root_status: u16,
 }
 
 impl Default for Policy {
@@ -166,6 +188,10 @@ impl Default for Policy {
             logo_url: None,
             brand_color: None,
             return_origins: Vec::new(),
+            dialects: Vec::new(),
+            cors_origins: Vec::new(),
+            application_url: None,
+            buddycloud_root_status: 200,
         }
     }
 }
@@ -197,6 +223,10 @@ impl Policy {
             logo_url: t.logo_url.clone().or_else(|| self.logo_url.clone()),
             brand_color: t.brand_color.clone().or_else(|| self.brand_color.clone()),
             return_origins: t.return_origins.clone().unwrap_or_else(|| self.return_origins.clone()),
+            dialects: t.dialects.clone().unwrap_or_else(|| self.dialects.clone()),
+            cors_origins: t.cors_origins.clone().unwrap_or_else(|| self.cors_origins.clone()),
+            application_url: t.application_url.clone().or_else(|| self.application_url.clone()),
+            buddycloud_root_status: t.buddycloud_root_status.unwrap_or(self.buddycloud_root_status),
         }
     }
 
@@ -233,6 +263,15 @@ impl Policy {
         for o in &self.return_origins {
             parse_origin(o).map_err(|m| format!("return_origins: {o:?} {m}"))?;
         }
+        for o in &self.cors_origins {
+            parse_origin(o).map_err(|m| format!("cors_origins: {o:?} {m}"))?;
+        }
+        if let Some(u) = &self.application_url {
+            check_base_url(u).map_err(|m| format!("application_url {m}"))?;
+        }
+        if !matches!(self.buddycloud_root_status, 200 | 204) {
+            return Err("buddycloud_root_status must be 200 or 204".into());
+        }
         Ok(())
     }
 
@@ -241,6 +280,13 @@ impl Policy {
     pub fn allows_return_to(&self, url: &str) -> bool {
         let Some((origin, _)) = split_origin(url) else { return false };
         self.return_origins.iter().any(|o| o.eq_ignore_ascii_case(&origin))
+    }
+}
+
+impl Policy {
+    /// Whether browser scripts from `origin` may call the tenant's dialects.
+    pub fn allows_cors_origin(&self, origin: &str) -> bool {
+        self.cors_origins.iter().any(|o| o.eq_ignore_ascii_case(origin))
     }
 }
 

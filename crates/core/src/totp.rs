@@ -485,7 +485,7 @@ impl Core {
             Proof::Password(p) => self.confirm_password(auth, p).await.map(|_| ()),
             Proof::Code(c) => {
                 let s = &auth.session;
-                let client = ClientInfo { ip: s.ip, user_agent: s.user_agent.clone() };
+                let client = ClientInfo { ip: s.ip, user_agent: s.user_agent.clone(), surface: "" };
                 match self.check_second_factor(user, &c, &client).await {
                     Ok(_) => Ok(()),
                     Err(CoreError::SecondFactorInvalid) => {

@@ -11,12 +11,13 @@
 //!   `/readyz`, `/openapi.json`);
 //! - [`admin`]: the admin API (`/v1/admin`), for servers with API keys;
 //! - [`pages`]: the hosted HTML pages (`/ui`);
-//! - later, `dialects/<name>/` (the legacy APIs), one folder each, importing no other surface.
+//! - [`dialects`]: the legacy APIs, one folder each, importing no other dialect.
 //!
 //! [`app`] assembles them; [`app_with`] adds surfaces from outside (the tests mount one that
 //! speaks plain text, to prove that every failure answers in a surface's own format).
 
 pub mod admin;
+pub mod dialects;
 pub mod json;
 pub mod native;
 pub mod pages;
@@ -61,15 +62,18 @@ pub fn app_with(core: Arc<Core>, config: HttpConfig, extra: impl FnOnce(&AppStat
     let max_body = config.max_body_bytes;
     let state = AppState { core, config: Arc::new(config) };
     let (native, admin, ops, doc) = routes();
-    let json = |prefixes: &[&str], tenants: bool, csrf: bool, routes: Router<AppState>| {
-        let m = Mount { prefixes: prefixes.iter().map(|p| (*p).to_owned()).collect(), tenants, csrf };
+    let json = |name: &'static str, prefixes: &[&str], tenants: bool, csrf: bool, routes: Router<AppState>| {
+        let m = Mount { name, prefixes: prefixes.iter().map(|p| (*p).to_owned()).collect(), tenants, csrf };
         mount::<json::error::JsonApi>(m, routes, &state)
     };
-    let mut surfaces = Surfaces::new(json(&["/v1"], true, true, native));
-    surfaces.add(json(&["/v1/admin"], true, true, admin));
-    surfaces.add(json(&native::ops::PATHS, false, false, native::ops::openapi_route(ops, doc)));
-    let pages_mount = Mount { prefixes: vec![pages::PREFIX.to_owned()], tenants: true, csrf: true };
+    let mut surfaces = Surfaces::new(json("native", &["/v1"], true, true, native));
+    surfaces.add(json("admin", &["/v1/admin"], true, true, admin));
+    surfaces.add(json("ops", &native::ops::PATHS, false, false, native::ops::openapi_route(ops, doc)));
+    let pages_mount = Mount { name: "pages", prefixes: vec![pages::PREFIX.to_owned()], tenants: true, csrf: true };
     surfaces.add(mount::<pages::Pages>(pages_mount, pages::routes(), &state));
+    for s in dialects::surfaces(&state, &state.config.dialect_paths) {
+        surfaces.add(s);
+    }
     for s in extra(&state) {
         surfaces.add(s);
     }

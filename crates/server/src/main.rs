@@ -118,6 +118,11 @@ async fn run(command: Command, config: Config) -> Result<(), Failure> {
         Command::Config { command: ConfigCommand::Check } => {
             let text = config.redacted().to_toml().map_err(|e| Failure::new(cli::EXIT_UNEXPECTED, e))?;
             print!("{text}");
+            for (name, path) in config.http.dialect_paths.all() {
+                let on = config.policy.dialects.iter().any(|d| d.name() == name);
+                let who = if on { "every tenant that does not switch it off" } else { "tenants that switch it on" };
+                println!("# dialect {name}: mounted at {path}, answering {who}");
+            }
             println!("# configuration OK");
             Ok(())
         }

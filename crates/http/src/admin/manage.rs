@@ -12,7 +12,7 @@ use portcullis_core::model::{
 use portcullis_core::settings::DefineAttribute;
 use portcullis_core::store::{AuditQuery, TenantUpdate};
 use portcullis_core::tenants::CreateTenantCommand;
-use portcullis_core::{ApiKeyId, AttributeId, AuditEventId, Field, FieldErrors, RoleId, Timestamp, UserId};
+use portcullis_core::{ApiKeyId, AttributeId, AuditEventId, Dialect, Field, FieldErrors, RoleId, Timestamp, UserId};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use utoipa::ToSchema;
@@ -36,6 +36,7 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(password_schemes))
         .routes(routes!(list_tenants, create_tenant))
         .routes(routes!(get_tenant, update_tenant))
+        .routes(routes!(enable_dialect, disable_dialect))
 }
 
 /// A role.
@@ -428,6 +429,8 @@ pub struct TenantBody {
     /// The tenant's overrides of the server policy.
     #[schema(value_type = Object)]
     policy: TenantPolicy,
+    /// The legacy dialects it answers (its own list, or the server's).
+    dialects: Vec<&'static str>,
     disabled: bool,
     #[schema(value_type = String, format = DateTime)]
     created_at: Timestamp,
@@ -435,14 +438,15 @@ pub struct TenantBody {
     updated_at: Timestamp,
 }
 
-impl From<&Tenant> for TenantBody {
-    fn from(t: &Tenant) -> Self {
+impl TenantBody {
+    fn new(core: &portcullis_core::Core, t: &Tenant) -> Self {
         Self {
             id: t.id.0,
             slug: t.slug.clone(),
             name: t.name.clone(),
             domains: t.domains.clone(),
             policy: t.policy.clone(),
+            dialects: core.effective_policy(t).dialects.iter().map(|d| d.name()).collect(),
             disabled: t.disabled,
             created_at: t.created_at,
             updated_at: t.updated_at,
@@ -495,7 +499,7 @@ pub struct UpdateTenantRequest {
     security(("api_key" = [])))]
 async fn list_tenants(State(st): State<AppState>, key: KeyAuth) -> Result<Json<TenantsResponse>, ApiError> {
     let all = st.core.list_tenants(&key.caller).await?;
-    Ok(Json(TenantsResponse { tenants: all.iter().map(TenantBody::from).collect() }))
+    Ok(Json(TenantsResponse { tenants: all.iter().map(|t| TenantBody::new(&st.core, t)).collect() }))
 }
 
 /// Create a tenant (operator key).
@@ -509,7 +513,7 @@ async fn create_tenant(
 ) -> Result<Response, ApiError> {
     let cmd = CreateTenantCommand { slug: req.slug, name: req.name, domains: req.domains, policy: req.policy };
     let t = st.core.create_tenant(&key.caller, cmd).await?;
-    Ok((StatusCode::CREATED, Json(TenantBody::from(&t))).into_response())
+    Ok((StatusCode::CREATED, Json(TenantBody::new(&st.core, &t))).into_response())
 }
 
 /// Read a tenant (operator key).
@@ -521,7 +525,7 @@ async fn get_tenant(
     key: KeyAuth,
     Path(slug): Path<String>,
 ) -> Result<Json<TenantBody>, ApiError> {
-    Ok(Json(TenantBody::from(&st.core.find_tenant(&key.caller, &slug).await?)))
+    Ok(Json(TenantBody::new(&st.core, &st.core.find_tenant(&key.caller, &slug).await?)))
 }
 
 /// Change or disable a tenant (operator key).
@@ -537,5 +541,52 @@ async fn update_tenant(
     let t = st.core.find_tenant(&key.caller, &slug).await?;
     let u = TenantUpdate { name: req.name, domains: req.domains, policy: req.policy, disabled: req.disabled };
     let t = st.core.update_tenant(&key.caller, t.id, u).await?;
-    Ok(Json(TenantBody::from(&t)))
+    Ok(Json(TenantBody::new(&st.core, &t)))
+}
+
+fn dialect_param(name: &str) -> Result<Dialect, ApiError> {
+    name.parse::<Dialect>().map_err(|m| {
+        let mut e = FieldErrors::new();
+        e.add(Field::Param("dialect"), m);
+        ApiError::from(portcullis_core::CoreError::Validation(e))
+    })
+}
+
+/// Switch a legacy dialect on for a tenant (operator key).
+#[utoipa::path(put, path = "/tenants/{slug}/dialects/{dialect}", tag = "tenants",
+    params(("slug" = String, Path), ("dialect" = String, Path, description = "metrixstream, ossn, newspark, buddycloud or siberian")),
+    responses((status = 200, body = TenantBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)),
+    security(("api_key" = [])))]
+async fn enable_dialect(
+    State(st): State<AppState>,
+    key: KeyAuth,
+    Path((slug, dialect)): Path<(String, String)>,
+) -> Result<Json<TenantBody>, ApiError> {
+    set_dialect(&st, &key, &slug, &dialect, true).await
+}
+
+/// Switch a legacy dialect off for a tenant (operator key).
+#[utoipa::path(delete, path = "/tenants/{slug}/dialects/{dialect}", tag = "tenants",
+    params(("slug" = String, Path), ("dialect" = String, Path, description = "metrixstream, ossn, newspark, buddycloud or siberian")),
+    responses((status = 200, body = TenantBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)),
+    security(("api_key" = [])))]
+async fn disable_dialect(
+    State(st): State<AppState>,
+    key: KeyAuth,
+    Path((slug, dialect)): Path<(String, String)>,
+) -> Result<Json<TenantBody>, ApiError> {
+    set_dialect(&st, &key, &slug, &dialect, false).await
+}
+
+async fn set_dialect(
+    st: &AppState,
+    key: &KeyAuth,
+    slug: &str,
+    dialect: &str,
+    on: bool,
+) -> Result<Json<TenantBody>, ApiError> {
+    let t = st.core.find_tenant(&key.caller, slug).await?;
+    let dialect = dialect_param(dialect)?;
+    let t = st.core.set_dialect(&key.caller, t.id, dialect, on).await?;
+    Ok(Json(TenantBody::new(&st.core, &t)))
 }

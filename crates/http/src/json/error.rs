@@ -146,6 +146,11 @@ impl From<CoreError> for ApiError {
             CoreError::SecondFactorInvalid => {
                 Self::new(S::UNAUTHORIZED, "second_factor_invalid", "The code is wrong or was used already.")
             }
+            CoreError::SecondFactorRequired => Self::new(
+                S::UNAUTHORIZED,
+                "second_factor_required",
+                "This account has a second factor: send its code with the password.",
+            ),
             CoreError::PasswordIncorrect => {
                 Self::new(S::FORBIDDEN, "password_incorrect", "The current password is incorrect.")
             }

@@ -167,6 +167,7 @@ impl FromRequestParts<AppState> for Authenticated {
             Authorization::Basic(_) | Authorization::Other => return Err(CoreError::Unauthenticated.into()),
         };
         let auth = state.core.authenticate(tenant, &Token::from_client(token)).await?;
+        let auth = auth.through(crate::shared::surface_of(&parts.extensions));
         Ok(Authenticated { auth, via })
     }
 }

@@ -323,6 +323,7 @@ impl VerifyRequest {
             end_user_ip: self.client_ip,
             end_user_agent: self.user_agent,
             second_factor: self.second_factor,
+            code_only: false,
         };
         (cmd, self.return_user)
     }

@@ -152,7 +152,7 @@ impl FromRequestParts<AppState> for Page {
         let base = parts.extensions.get::<TenantSlug>().map(|s| format!("/t/{}", s.0)).unwrap_or_default();
         let client = client_of(parts, st);
         let session = match cookie(&parts.headers, &st.config.cookie_name) {
-            Some(t) => st.core.authenticate(tenant_id, &Token::from_client(t)).await.ok(),
+            Some(t) => st.core.authenticate(tenant_id, &Token::from_client(t)).await.ok().map(|a| a.through("pages")),
             None => None,
         };
         let (csrf, new_csrf) = match cookie(&parts.headers, CSRF_COOKIE).filter(|c| c.len() == 43) {
@@ -316,6 +316,9 @@ impl Page {
             }
             CoreError::SecondFactorInvalid => {
                 (StatusCode::UNAUTHORIZED, "That code is wrong, or was used already.".into())
+            }
+            CoreError::SecondFactorRequired => {
+                (StatusCode::UNAUTHORIZED, "Enter the code from your authenticator app too.".into())
             }
             CoreError::PasswordIncorrect => (StatusCode::FORBIDDEN, "The password is wrong.".into()),
             CoreError::Unauthenticated => (StatusCode::UNAUTHORIZED, "Log in again to go on.".into()),

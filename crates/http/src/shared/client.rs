@@ -63,5 +63,6 @@ pub fn client_of(parts: &Parts, state: &AppState) -> Client {
         Some(s) => format!("/t/{}/", s.0),
         None => "/".to_owned(),
     };
-    Client { info: ClientInfo { ip, user_agent }, https, cookie_path }
+    let surface = super::surface_of(&parts.extensions);
+    Client { info: ClientInfo { ip, user_agent, surface }, https, cookie_path }
 }

@@ -14,8 +14,10 @@ pub mod client;
 pub mod cookies;
 pub mod credentials;
 pub(crate) mod csrf;
+pub mod params;
 pub mod qr;
 pub mod tenant;
+pub mod xml;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -68,6 +70,8 @@ pub struct HttpConfig {
     pub cookie_name: String,
     /// When the session cookie is `Secure`.
     pub cookie_secure: CookieSecure,
+    /// Where each legacy dialect is mounted.
+    pub dialect_paths: crate::dialects::DialectPaths,
 }
 
 impl Default for HttpConfig {
@@ -77,6 +81,7 @@ impl Default for HttpConfig {
             trusted_proxies: Vec::new(),
             cookie_name: "portcullis_session".into(),
             cookie_secure: CookieSecure::Auto,
+            dialect_paths: crate::dialects::DialectPaths::default(),
         }
     }
 }
@@ -92,7 +97,7 @@ impl HttpConfig {
         if !name_ok {
             return Err("http.cookie_name may contain only letters, digits, '_', '-' and '.'".into());
         }
-        Ok(())
+        self.dialect_paths.check()
     }
 }
 
@@ -131,6 +136,9 @@ pub trait Surface: Send + Sync + 'static {
 /// How a surface is mounted.
 #[derive(Clone, Debug)]
 pub struct Mount {
+    /// The surface's name (`native`, `admin`, `pages`, a dialect's name), recorded with every
+    /// audit event a request through it causes.
+    pub name: &'static str,
     /// The path prefixes the surface owns (`/v1`, `/api/v1.0/user_authenticate`, ...). Each
     /// request goes to the surface with the longest prefix of its path.
     pub prefixes: Vec<String>,
@@ -162,7 +170,12 @@ pub fn mount<S: Surface>(mount: Mount, routes: Router<AppState>, state: &AppStat
     if mount.csrf {
         router = router.layer(axum::middleware::from_fn(csrf::guard::<S>));
     }
+    let name = SurfaceName(mount.name);
     let router = router
+        .layer(axum::middleware::from_fn(move |mut req: Request, next: Next| {
+            req.extensions_mut().insert(name);
+            next.run(req)
+        }))
         .layer(CatchPanicLayer::custom(|_| {
             tracing::error!("a request handler panicked");
             S::reject(Rejection::Panic)
@@ -197,6 +210,15 @@ async fn resolve_tenant<S: Surface>(State(st): State<AppState>, mut req: Request
         Err(e) => return S::reject(Rejection::Core(e)),
     }
     next.run(req).await
+}
+
+/// The name of the surface a request reached, set by [`mount`].
+#[derive(Clone, Copy, Debug)]
+pub struct SurfaceName(pub &'static str);
+
+/// The name of the surface a request reached ("" outside a mounted surface).
+pub fn surface_of(extensions: &axum::http::Extensions) -> &'static str {
+    extensions.get::<SurfaceName>().map_or("", |s| s.0)
 }
 
 /// Every surface of the application, dispatching each request by the longest prefix of its
@@ -236,7 +258,7 @@ impl Surfaces {
 }
 
 /// Whether `prefix` owns `path`: the same path, or a path below it (on a segment boundary).
-fn owns(prefix: &str, path: &str) -> bool {
+pub(crate) fn owns(prefix: &str, path: &str) -> bool {
     let p = prefix.trim_end_matches('/');
     p.is_empty() || path == p || path.strip_prefix(p).is_some_and(|rest| rest.starts_with('/'))
 }

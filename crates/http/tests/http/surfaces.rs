@@ -75,7 +75,11 @@ fn plain(state: &AppState) -> portcullis_http::shared::MountedSurface {
         .route("/plain/whoami", get(whoami))
         .route("/plain/panic", get(broken))
         .route("/plain/vhost/{id}", get(vhost));
-    mount::<PlainText>(Mount { prefixes: vec!["/plain".into()], tenants: true, csrf: true }, routes, state)
+    mount::<PlainText>(
+        Mount { name: "plain", prefixes: vec!["/plain".into()], tenants: true, csrf: true },
+        routes,
+        state,
+    )
 }
 
 struct Served {

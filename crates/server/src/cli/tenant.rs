@@ -4,10 +4,10 @@
 
 use clap::{Args, Subcommand};
 use portcullis::config::Config;
-use portcullis_core::Caller;
 use portcullis_core::model::{Tenant, TenantPolicy};
 use portcullis_core::store::TenantUpdate;
 use portcullis_core::tenants::CreateTenantCommand;
+use portcullis_core::{Caller, Dialect};
 use serde_json::{Value, json};
 
 use super::{Failure, Lines, OrNoSuch as _, any_tenant, print_json, with_core};
@@ -35,6 +35,21 @@ pub enum TenantCommand {
     Enable {
         /// The tenant's slug.
         slug: String,
+    },
+    /// Switch a legacy dialect on for a tenant (metrixstream, ossn, newspark, buddycloud,
+    /// siberian); prints the tenant.
+    EnableDialect {
+        /// The tenant's slug.
+        slug: String,
+        /// The dialect.
+        dialect: Dialect,
+    },
+    /// Switch a legacy dialect off for a tenant; prints the tenant.
+    DisableDialect {
+        /// The tenant's slug.
+        slug: String,
+        /// The dialect.
+        dialect: Dialect,
     },
 }
 
@@ -80,14 +95,16 @@ fn parse_policy(json: Option<&str>) -> Result<Option<TenantPolicy>, Failure> {
         .transpose()
 }
 
-/// A tenant as printed.
-pub fn tenant_json(t: &Tenant) -> Value {
+/// A tenant as printed, with the dialects it answers under the server's policy.
+pub fn tenant_json(config: &Config, t: &Tenant) -> Value {
+    let dialects: Vec<&str> = config.policy.overlay(&t.policy).dialects.iter().map(|d| d.name()).collect();
     json!({
         "id": t.id.0,
         "slug": t.slug,
         "name": t.name,
         "domains": t.domains,
         "policy": t.policy,
+        "dialects": dialects,
         "disabled": t.disabled,
         "created_at": t.created_at,
         "updated_at": t.updated_at,
@@ -103,7 +120,7 @@ pub async fn run(config: &Config, command: TenantCommand) -> Result<(), Failure>
             let cmd = CreateTenantCommand { slug: a.slug, name: a.name, domains: a.domains, policy };
             with_core(config, async |core| {
                 let t = core.create_tenant(&caller, cmd).await?;
-                print_json(&tenant_json(&t))
+                print_json(&tenant_json(config, &t))
             })
             .await
         }
@@ -111,14 +128,14 @@ pub async fn run(config: &Config, command: TenantCommand) -> Result<(), Failure>
             with_core(config, async |core| {
                 let mut out = Lines::stdout();
                 for t in core.list_tenants(&caller).await? {
-                    out.line(&tenant_json(&t))?;
+                    out.line(&tenant_json(config, &t))?;
                 }
                 out.finish()
             })
             .await
         }
         TenantCommand::Show { slug } => {
-            with_core(config, async |core| print_json(&tenant_json(&any_tenant(core, &slug).await?))).await
+            with_core(config, async |core| print_json(&tenant_json(config, &any_tenant(core, &slug).await?))).await
         }
         TenantCommand::Update(a) => {
             let policy = parse_policy(a.policy.as_deref())?;
@@ -135,6 +152,8 @@ pub async fn run(config: &Config, command: TenantCommand) -> Result<(), Failure>
         TenantCommand::Enable { slug } => {
             change(config, &slug, TenantUpdate { disabled: Some(false), ..Default::default() }, &caller).await
         }
+        TenantCommand::EnableDialect { slug, dialect } => set_dialect(config, &slug, dialect, true, &caller).await,
+        TenantCommand::DisableDialect { slug, dialect } => set_dialect(config, &slug, dialect, false, &caller).await,
     }
 }
 
@@ -142,7 +161,16 @@ async fn change(config: &Config, slug: &str, update: TenantUpdate, caller: &Call
     with_core(config, async |core| {
         let t = any_tenant(core, slug).await?;
         let t = core.update_tenant(caller, t.id, update).await.or_no_such(format_args!("tenant {slug:?}"))?;
-        print_json(&tenant_json(&t))
+        print_json(&tenant_json(config, &t))
+    })
+    .await
+}
+
+async fn set_dialect(config: &Config, slug: &str, dialect: Dialect, on: bool, caller: &Caller) -> Result<(), Failure> {
+    with_core(config, async |core| {
+        let t = any_tenant(core, slug).await?;
+        let t = core.set_dialect(caller, t.id, dialect, on).await.or_no_such(format_args!("tenant {slug:?}"))?;
+        print_json(&tenant_json(config, &t))
     })
     .await
 }

@@ -1,4 +1,4 @@
-//! Every example of README.md and docs/ runs as written, so none can rot:
+//! Every example of README.md and docs/ (with its folders) runs as written, so none can rot:
 //!
 //! - ```` ```sh ```` blocks run in bash (`set -euo pipefail`), in order, one script per
 //!   document, against the real `portcullis serve` on a fresh SQLite file, with `portcullis`
@@ -46,11 +46,19 @@ fn blocks(doc: &Path) -> Vec<Block> {
 fn documents() -> Vec<PathBuf> {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
     let mut docs = vec![root.join("README.md")];
-    let mut more: Vec<PathBuf> = std::fs::read_dir(root.join("docs"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "md"))
-        .collect();
+    // docs/ and the folders in it (docs/dialects/).
+    let mut more: Vec<PathBuf> = Vec::new();
+    let mut dirs = vec![root.join("docs")];
+    while let Some(dir) = dirs.pop() {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                dirs.push(p);
+            } else if p.extension().is_some_and(|e| e == "md") {
+                more.push(p);
+            }
+        }
+    }
     more.sort();
     docs.extend(more);
     docs

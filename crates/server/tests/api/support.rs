@@ -290,3 +290,9 @@ impl TestApp {
         (status, json)
     }
 }
+
+/// Switches a legacy dialect on for a tenant, as an operator does with
+/// `portcullis tenant enable-dialect`.
+pub async fn enable_dialect(app: &TestApp, tenant: portcullis_core::TenantId, dialect: portcullis_core::Dialect) {
+    app.core.set_dialect(&op(), tenant, dialect, true).await.unwrap();
+}

@@ -1,0 +1,24 @@
+//! The Newspark dialect (being written; see issue 9). Mounted, it answers every request with a
+//! plain 404 until its routes land.
+
+use axum::Router;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+
+use crate::shared::{AppState, Mount, MountedSurface, Rejection, Surface, mount};
+
+/// The Newspark wire format.
+#[derive(Debug)]
+pub struct Newspark;
+
+impl Surface for Newspark {
+    fn reject(_: Rejection) -> Response {
+        StatusCode::NOT_FOUND.into_response()
+    }
+}
+
+/// The Newspark surface, mounted at `prefix`.
+pub fn surface(state: &AppState, prefix: &str) -> MountedSurface {
+    let m = Mount { name: "newspark", prefixes: vec![prefix.to_owned()], tenants: true, csrf: false };
+    mount::<Newspark>(m, Router::new(), state)
+}

@@ -1,0 +1,1 @@
+//! The buddycloud dialect, over real HTTP (tests land with the dialect).

@@ -1,0 +1,1 @@
+//! The metrixstream dialect, over real HTTP (tests land with the dialect).

@@ -1,0 +1,1 @@
+//! The newspark dialect, over real HTTP (tests land with the dialect).

@@ -1,0 +1,1 @@
+//! The ossn dialect, over real HTTP (tests land with the dialect).

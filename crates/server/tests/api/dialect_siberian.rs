@@ -1,0 +1,1 @@
+//! The siberian dialect, over real HTTP (tests land with the dialect).
