@@ -353,6 +353,7 @@ pub(crate) fn new_user_inputs(u: &NewUser) -> Vec<String> {
         phone: None,
         phone_verified_at: None,
         pending_email: None,
+        avatar_version: None,
         second_factor: false,
         status: u.status,
         profile: u.profile.clone(),

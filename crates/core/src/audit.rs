@@ -129,6 +129,10 @@ audit_actions! {
     TenantCreated => "tenant.created",
     /// A tenant was changed.
     TenantUpdated => "tenant.updated",
+    /// A user set a new profile picture.
+    AvatarChanged => "user.avatar_changed",
+    /// A user removed their profile picture.
+    AvatarRemoved => "user.avatar_removed",
     /// A legacy dialect was switched on for a tenant.
     DialectEnabled => "tenant.dialect_enabled",
     /// A legacy dialect was switched off for a tenant.

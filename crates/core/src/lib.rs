@@ -13,6 +13,7 @@ pub mod accounts;
 pub mod admin;
 pub mod audit;
 pub mod auth;
+pub mod avatar;
 pub mod caller;
 pub mod clock;
 pub mod dialect;
@@ -171,6 +172,7 @@ pub struct Core {
     audit: audit::AuditQueue,
     sealer: tokio::sync::OnceCell<sealing::Sealer>,
     mail_waiting: tokio::sync::Notify,
+    images: tokio::sync::Semaphore,
 }
 
 impl Core {
@@ -203,6 +205,7 @@ impl Core {
             audit: audit::AuditQueue::default(),
             sealer: tokio::sync::OnceCell::new(),
             mail_waiting: tokio::sync::Notify::new(),
+            images: tokio::sync::Semaphore::new(avatar::IMAGE_WORKERS),
         })
     }
 

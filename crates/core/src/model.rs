@@ -445,6 +445,9 @@ pub struct User {
     pub phone_verified_at: Option<Timestamp>,
     /// An address the user asked to change to, waiting for its verification.
     pub pending_email: Option<String>,
+    /// The version of the user's profile picture (part of its URLs); `None`: a generated
+    /// picture is shown.
+    pub avatar_version: Option<String>,
     /// Whether the user has a confirmed second factor (a TOTP authenticator).
     pub second_factor: bool,
     /// Whether the account may be used.

@@ -69,6 +69,7 @@ pub fn app_with(core: Arc<Core>, config: HttpConfig, extra: impl FnOnce(&AppStat
     let mut surfaces = Surfaces::new(json("native", &["/v1"], true, true, native));
     surfaces.add(json("admin", &["/v1/admin"], true, true, admin));
     surfaces.add(json("ops", &native::ops::PATHS, false, false, native::ops::openapi_route(ops, doc)));
+    surfaces.add(json("avatars", &[native::avatar::PREFIX], true, false, native::avatar::public_routes()));
     let pages_mount = Mount { name: "pages", prefixes: vec![pages::PREFIX.to_owned()], tenants: true, csrf: true };
     surfaces.add(mount::<pages::Pages>(pages_mount, pages::routes(), &state));
     for s in dialects::surfaces(&state, &state.config.dialect_paths) {
@@ -81,7 +82,8 @@ pub fn app_with(core: Arc<Core>, config: HttpConfig, extra: impl FnOnce(&AppStat
     let service = ServiceBuilder::new()
         .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuid))
         .layer(PropagateRequestIdLayer::new(request_id))
-        .layer(SetResponseHeaderLayer::overriding(header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
+        // Nothing is cached unless a handler says otherwise (public pictures do).
+        .layer(SetResponseHeaderLayer::if_not_present(header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
         .layer(SetResponseHeaderLayer::overriding(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")))
         .layer(DefaultBodyLimit::max(max_body))
         // `/t/{slug}/...` is stripped before dispatch, so every route also exists per tenant.

@@ -9,6 +9,7 @@
 mod api_keys;
 mod attributes;
 mod audit;
+mod avatars;
 mod import;
 mod one_time_tokens;
 mod outbox;

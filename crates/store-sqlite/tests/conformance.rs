@@ -51,7 +51,12 @@ async fn opening_creates_the_file_and_reopening_migrates_nothing_twice() {
     SqliteStore::open(&url, options()).await.unwrap();
     assert_eq!(
         SqliteStore::migration_names(),
-        vec!["0001_initial".to_owned(), "0002_password_scheme".to_owned(), "0003_mail_and_second_factors".to_owned()]
+        vec![
+            "0001_initial".to_owned(),
+            "0002_password_scheme".to_owned(),
+            "0003_mail_and_second_factors".to_owned(),
+            "0004_avatars".to_owned()
+        ]
     );
 }
 

@@ -254,3 +254,53 @@ pub async fn every_node_gets_the_same_server_secret(db: &TestDb) {
     assert_eq!(a, b);
     assert_eq!(a.len(), 32);
 }
+
+pub async fn a_picture_is_replaced_whole_and_stays_in_its_tenant(db: &TestDb) {
+    use portcullis_core::store::{NewTenant, StoredImage};
+    let s = &db.store;
+    let ada = user(db, "ada").await;
+    let images = |tag: u8| -> Vec<StoredImage> {
+        ["topbar", "large"]
+            .iter()
+            .map(|size| StoredImage {
+                size: (*size).into(),
+                content_type: "image/jpeg".into(),
+                bytes: vec![tag, 0, 255],
+            })
+            .collect()
+    };
+    assert!(s.set_avatar(TenantId::DEFAULT, ada.id, "v1", &images(1), now()).await.unwrap());
+    let got = s.avatar_image(TenantId::DEFAULT, ada.id, "large", "v1").await.unwrap().unwrap();
+    assert_eq!((got.size.as_str(), got.bytes.as_slice()), ("large", &[1, 0, 255][..]));
+    let found = s.user(TenantId::DEFAULT, ada.id).await.unwrap().unwrap();
+    assert_eq!(found.avatar_version.as_deref(), Some("v1"));
+    // A new picture replaces every size; the old version is gone.
+    assert!(s.set_avatar(TenantId::DEFAULT, ada.id, "v2", &images(2), now()).await.unwrap());
+    assert!(s.avatar_image(TenantId::DEFAULT, ada.id, "large", "v1").await.unwrap().is_none());
+    assert_eq!(s.avatar_image(TenantId::DEFAULT, ada.id, "topbar", "v2").await.unwrap().unwrap().bytes, [2, 0, 255]);
+    assert!(s.avatar_image(TenantId::DEFAULT, ada.id, "small", "v2").await.unwrap().is_none());
+    // Not across tenants, not for a missing user.
+    let other = s
+        .insert_tenant(&NewTenant {
+            slug: "other".into(),
+            name: "Other".into(),
+            domains: vec![],
+            policy: Default::default(),
+            now: now(),
+        })
+        .await
+        .unwrap()
+        .id;
+    assert!(!s.set_avatar(other, ada.id, "v3", &images(3), now()).await.unwrap());
+    assert!(s.avatar_image(other, ada.id, "large", "v2").await.unwrap().is_none());
+    assert!(!s.set_avatar(TenantId::DEFAULT, UserId(999_999), "v3", &images(3), now()).await.unwrap());
+    // Removal clears the version and every size; a second removal reports nothing to remove.
+    assert!(s.remove_avatar(TenantId::DEFAULT, ada.id, now()).await.unwrap());
+    assert!(!s.remove_avatar(TenantId::DEFAULT, ada.id, now()).await.unwrap());
+    assert!(s.avatar_image(TenantId::DEFAULT, ada.id, "large", "v2").await.unwrap().is_none());
+    assert_eq!(s.user(TenantId::DEFAULT, ada.id).await.unwrap().unwrap().avatar_version, None);
+    // Deleting the user deletes the pictures.
+    assert!(s.set_avatar(TenantId::DEFAULT, ada.id, "v4", &images(4), now()).await.unwrap());
+    assert!(s.delete_user(TenantId::DEFAULT, ada.id, now()).await.unwrap());
+    assert!(s.avatar_image(TenantId::DEFAULT, ada.id, "large", "v4").await.unwrap().is_none());
+}

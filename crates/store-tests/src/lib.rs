@@ -89,7 +89,8 @@ macro_rules! conformance_suite {
             tokens_of_a_purpose_are_counted_and_spent_together,
             links_within_a_limit_are_counted_atomically_across_handles,
             a_pending_email_waits_beside_the_login_address,
-            every_node_gets_the_same_server_secret
+            every_node_gets_the_same_server_secret,
+            a_picture_is_replaced_whole_and_stays_in_its_tenant
         );
     };
     (@cases $db:expr; $($case:ident),* $(,)?) => {
@@ -142,6 +143,8 @@ mod tests {
             "0003_mail_and_second_factors.sql",
             "42520771f0dd82ecc2fa7a4a3dccf00265a83ec62626f9e6fe7ad33dfb9c1a5c",
         ),
+        ("store-sqlite", "0004_avatars.sql", "c49be36138fb35725852810539289b6036204697644a1853c8589dd1ec527665"),
+        ("store-postgres", "0004_avatars.sql", "41b0d2278ed7bcbe5f02000dfcf909c69a0499a76c711d17514d7372a1c0e00e"),
     ];
 
     #[test]

@@ -19,6 +19,7 @@
 mod api_keys;
 mod attributes;
 mod audit;
+mod avatars;
 mod import;
 mod outbox;
 mod roles;
@@ -34,6 +35,7 @@ use std::sync::Arc;
 pub use self::api_keys::{ApiKeyStore, NewApiKey};
 pub use self::attributes::{AttributeStore, NewAttributeDefinition};
 pub use self::audit::{AuditQuery, AuditStore, NewAuditEvent};
+pub use self::avatars::{AvatarStore, StoredImage};
 pub use self::import::{ImportOutcome, ImportStore};
 pub use self::outbox::{NewOutboxMessage, OutboxMessage, OutboxStore};
 pub use self::roles::{NewRole, RoleStore};
@@ -146,6 +148,7 @@ pub trait Store:
     + ImportStore
     + OutboxStore
     + SecondFactorStore
+    + AvatarStore
     + 'static
 {
 }
@@ -164,6 +167,7 @@ impl<T> Store for T where
         + ImportStore
         + OutboxStore
         + SecondFactorStore
+        + AvatarStore
         + 'static
 {
 }
@@ -198,6 +202,8 @@ pub struct Stores {
     pub outbox: Arc<dyn OutboxStore>,
     /// Second factors.
     pub second_factors: Arc<dyn SecondFactorStore>,
+    /// Profile pictures.
+    pub avatars: Arc<dyn AvatarStore>,
 }
 
 impl Stores {
@@ -216,7 +222,8 @@ impl Stores {
             audit: store.clone(),
             import: store.clone(),
             outbox: store.clone(),
-            second_factors: store,
+            second_factors: store.clone(),
+            avatars: store,
         }
     }
 }

@@ -46,7 +46,7 @@ impl Default for DialectPaths {
 }
 
 /// Paths the other surfaces own; no dialect may be mounted at or below them.
-const RESERVED: [&str; 6] = ["/v1", "/ui", "/t", "/healthz", "/readyz", "/openapi.json"];
+const RESERVED: [&str; 7] = ["/v1", "/ui", "/t", "/avatars", "/healthz", "/readyz", "/openapi.json"];
 
 impl DialectPaths {
     /// Each dialect's name and path.

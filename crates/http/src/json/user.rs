@@ -26,6 +26,7 @@ pub fn user_json(u: &User) -> Value {
     m.insert("phone_verified".into(), json!(u.phone_verified_at.is_some()));
     m.insert("status".into(), json!(u.status.as_str()));
     m.insert("second_factor".into(), json!(u.second_factor));
+    m.insert("avatar_version".into(), json!(u.avatar_version));
     m.insert("roles".into(), json!(u.roles));
     m.insert("attributes".into(), json!(u.attributes));
     for f in TextField::ALL {
@@ -129,6 +130,12 @@ impl PartialSchema for UserBody {
                 ObjectBuilder::new()
                     .schema_type(Type::Boolean)
                     .description(Some("Whether log-ins ask for a second factor (a confirmed authenticator).")),
+            )
+            .property(
+                "avatar_version",
+                ObjectBuilder::new().schema_type(nullable(Type::String)).description(Some(
+                    "The version of the user's picture, served at /avatars/{id}/{size}/{version}.jpeg; null: a generated picture, at /avatars/{id}/{size}/default.jpeg.",
+                )),
             )
             .property("roles", ArrayBuilder::new().items(ObjectBuilder::new().schema_type(Type::String)))
             .property("attributes", attributes_schema());

@@ -2,6 +2,7 @@
 //! result. Every error leaves through [`ApiError`]; the shared layer's rejections through
 //! [`crate::json::error::JsonApi`], in the same shape.
 
+pub mod avatar;
 pub mod dto;
 pub mod journeys;
 pub mod ops;
@@ -95,6 +96,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(login_with_token))
         .routes(routes!(verify_credentials))
         .merge(journeys::routes())
+        .merge(avatar::routes())
 }
 
 /// Sign up and log in.

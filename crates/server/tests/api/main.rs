@@ -6,6 +6,7 @@
 mod support;
 
 mod admin;
+mod avatars;
 mod browser;
 mod cli;
 mod credentials;
