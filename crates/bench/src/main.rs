@@ -9,6 +9,9 @@
 //! - `GET /v1/session` requests per second and p99 latency at 64 connections (over many
 //!   distinct sessions), next to `GET /healthz` of the same server, and their ratio; also the
 //!   session check with the session cache turned off, for what the database alone costs;
+//! - for each legacy dialect, its log-in (the request its clients send to check a password)
+//!   per second next to the native log-in, alternating in rounds, and their ratio: a dialect
+//!   adds parsing, never a second hash or a second round trip;
 //! - log-ins at ten times the load the server admits (connections = 10 × (hashing workers +
 //!   queue)): the share answered, the share shed with 503, the share that timed out, and the
 //!   server's peak memory.
@@ -38,6 +41,7 @@ struct Options {
     users: usize,
     rounds: usize,
     round: Duration,
+    dialect_rounds: usize,
     backends: Vec<&'static str>,
 }
 
@@ -48,6 +52,7 @@ fn options() -> Result<Options> {
         users: 256,
         rounds: 12,
         round: Duration::from_secs(3),
+        dialect_rounds: 4,
         backends: vec!["sqlite", "postgres"],
     };
     let mut args = std::env::args().skip(1);
@@ -57,6 +62,9 @@ fn options() -> Result<Options> {
             "--duration" => o.duration = Duration::from_secs(args.next().context("--duration SECONDS")?.parse()?),
             "--users" => o.users = args.next().context("--users N")?.parse()?,
             "--rounds" => o.rounds = args.next().context("--rounds N")?.parse::<usize>()?.max(1),
+            "--dialect-rounds" => {
+                o.dialect_rounds = args.next().context("--dialect-rounds N")?.parse::<usize>()?;
+            }
             "--round-seconds" => {
                 o.round = Duration::from_secs(args.next().context("--round-seconds S")?.parse::<u64>()?.max(1))
             }
@@ -70,7 +78,7 @@ fn options() -> Result<Options> {
             }
             "--help" | "-h" => {
                 println!(
-                    "portcullis-bench [--backend sqlite|postgres|both] [--duration SECONDS] [--rounds N] [--round-seconds S] [--users N] [--portcullis PATH]"
+                    "portcullis-bench [--backend sqlite|postgres|both] [--duration SECONDS] [--rounds N] [--dialect-rounds N] [--round-seconds S] [--users N] [--portcullis PATH]"
                 );
                 std::process::exit(0);
             }
@@ -303,8 +311,191 @@ async fn run_backend(o: &Options, backend: &str, cores: usize) -> Result<()> {
         rss_after / 1024,
         hwm / 1024
     );
+    dialect_logins(o, &server, &url, dir.path(), &files, login_conns)?;
     drop(server);
     Ok(())
+}
+
+/// The log-in of each dialect next to the native one, in alternating rounds.
+fn dialect_logins(
+    o: &Options,
+    server: &Server,
+    database_url: &str,
+    dir: &Path,
+    files: &WorkFiles,
+    conns: usize,
+) -> Result<()> {
+    if o.dialect_rounds == 0 {
+        return Ok(());
+    }
+    let cli = |args: &[&str]| -> Result<String> {
+        let out = Command::new(&o.portcullis)
+            .args(args)
+            .env("PORTCULLIS_DATABASE_URL", database_url)
+            .env("PORTCULLIS_LOG__LEVEL", "warn")
+            .output()
+            .context("running the portcullis CLI")?;
+        if !out.status.success() {
+            bail!("portcullis {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    for d in ["metrixstream", "ossn", "newspark", "buddycloud", "siberian"] {
+        cli(&["tenant", "enable-dialect", "default", d])?;
+    }
+    let created = cli(&[
+        "key",
+        "create",
+        "--name",
+        "bench",
+        "--tenant",
+        "default",
+        "--scope",
+        "credentials:verify",
+        "--scope",
+        "users:read",
+        "--scope",
+        "users:write",
+    ])?;
+    let key: Value = serde_json::from_str(created.trim()).context("key create printed no JSON")?;
+    let key = key["key"].as_str().context("key create printed no key")?.to_owned();
+    // The server caches tenants for a few seconds: let it see the dialects.
+    std::thread::sleep(Duration::from_secs(6));
+    println!();
+    println!("| dialect log-in | log-ins/s (p99, non-2xx) | native log-ins/s in the same rounds | ratio | target |");
+    println!("|---|---|---|---|---|");
+    for d in DIALECT_LOGINS {
+        let script = d.script(dir, o.users, &key)?;
+        let mut native = 0.0;
+        let mut dialect = 0.0;
+        let mut p99: f64 = 0.0;
+        let mut non_2xx = 0;
+        for _ in 0..o.dialect_rounds {
+            native += wrk(&server.base, "/v1/login", conns, o.round, Some(&files.login_script), "10s")?.rps;
+            let r = wrk(&server.base, d.path, conns, o.round, Some(&script), "10s")?;
+            dialect += r.rps;
+            p99 = p99.max(r.p99_ms);
+            non_2xx += r.non_2xx;
+        }
+        let ratio = dialect / native;
+        println!(
+            "| {} (`{} {}`) | {:.1} (p99 {}, non-2xx {non_2xx}) | {:.1} | **{ratio:.3}** | ≥ 0.90 {} |",
+            d.name,
+            d.method,
+            d.path,
+            dialect / o.dialect_rounds as f64,
+            ms(p99),
+            native / o.dialect_rounds as f64,
+            verdict(ratio >= 0.90 && non_2xx == 0)
+        );
+    }
+    Ok(())
+}
+
+/// How a dialect's client checks a password.
+struct DialectLogin {
+    name: &'static str,
+    method: &'static str,
+    path: &'static str,
+    /// The request for user `bench{i}`: (extra header, body), with `{i}`, `{key}`, `{password}`
+    /// and `{basic}` (base64 of `bench{i}:password`) replaced.
+    header: Option<(&'static str, &'static str)>,
+    content_type: Option<&'static str>,
+    body: &'static str,
+}
+
+const DIALECT_LOGINS: [DialectLogin; 5] = [
+    DialectLogin {
+        name: "Metrixstream",
+        method: "POST",
+        path: "/site/api",
+        header: None,
+        content_type: Some("application/x-www-form-urlencoded"),
+        body: "action=login&username=bench{i}&password={password}",
+    },
+    DialectLogin {
+        name: "OSSN",
+        method: "POST",
+        path: "/api/v1.0/user_authenticate",
+        header: None,
+        content_type: Some("application/x-www-form-urlencoded"),
+        body: "api_key_token={key}&username=bench{i}&password={password}",
+    },
+    DialectLogin {
+        name: "Newspark",
+        method: "POST",
+        path: "/services/rest/users/confirmCredentials",
+        header: None,
+        content_type: Some("application/x-www-form-urlencoded"),
+        body: "vhost=1&APIKEY={key}&username=bench{i}&password={password}&returnUserInfo=true",
+    },
+    DialectLogin {
+        name: "buddycloud",
+        method: "GET",
+        path: "/api/",
+        header: Some(("Authorization", "Basic {basic}")),
+        content_type: None,
+        body: "",
+    },
+    DialectLogin {
+        name: "Siberian",
+        method: "POST",
+        path: "/admin/api_account/authenticate",
+        header: Some(("Api-Auth-Bearer", "Bearer {key}")),
+        content_type: Some("application/x-www-form-urlencoded"),
+        body: "email=bench{i}%40example.com&password={password}",
+    },
+];
+
+impl DialectLogin {
+    /// A wrk script sending this log-in for each benchmark user in turn.
+    fn script(&self, dir: &Path, users: usize, key: &str) -> Result<PathBuf> {
+        use base64::Engine as _;
+        let lines = dir.join(format!("{}.txt", self.name));
+        let mut f = std::fs::File::create(&lines)?;
+        let password = PASSWORD.replace(' ', "+");
+        for i in 0..users {
+            let basic = base64::engine::general_purpose::STANDARD.encode(format!("bench{i}:{PASSWORD}"));
+            let fill = |t: &str| {
+                t.replace("{i}", &i.to_string())
+                    .replace("{key}", key)
+                    .replace("{password}", &password)
+                    .replace("{basic}", &basic)
+            };
+            let header = self.header.map(|(_, v)| fill(v)).unwrap_or_default();
+            writeln!(f, "{}\t{}", header, fill(self.body))?;
+        }
+        let mut headers = String::new();
+        if let Some(ct) = self.content_type {
+            headers.push_str(&format!("[\"Content-Type\"] = \"{ct}\", "));
+        }
+        let header_name = self.header.map(|(k, _)| k).unwrap_or("");
+        let script = dir.join(format!("{}.lua", self.name));
+        std::fs::write(
+            &script,
+            format!(
+                r#"
+local reqs = {{}}
+for line in io.lines("{}") do
+  local h, b = line:match("^(.-)\t(.*)$")
+  reqs[#reqs + 1] = {{h, b}}
+end
+local i = math.random(#reqs)
+request = function()
+  i = i % #reqs + 1
+  local headers = {{ {headers} }}
+  if "{header_name}" ~= "" then headers["{header_name}"] = reqs[i][1] end
+  local body = nil
+  if reqs[i][2] ~= "" then body = reqs[i][2] end
+  return wrk.format("{}", nil, headers, body)
+end
+"#,
+                lines.display(),
+                self.method
+            ),
+        )?;
+        Ok(script)
+    }
 }
 
 fn verdict(ok: bool) -> &'static str {
