@@ -22,7 +22,7 @@ use axum::Router;
 use axum::extract::{Request, State};
 use axum::response::Response;
 use axum::routing::{any, get};
-use portcullis_core::Dialect;
+use portcullis_core::{Caller, Dialect, TenantId};
 
 pub use self::error::Newspark;
 use self::error::{Format, NewsparkError};
@@ -88,11 +88,17 @@ async fn confirm_credentials(
         wire::check_method(&params)?;
     }
     let call = Call::parse(&params, bearer)?;
-    // An unknown or disabled vhost, one that has not switched Newspark on, and a key that is
-    // not the vhost's all get the one answer INVALID_APIKEY (see `error.rs`).
+    let (vhost, caller) = calling_server(st, &call, client).await?;
+    let outcome = st.core.verify_credentials(&caller, vhost, call.command).await;
+    Answer::from_outcome(outcome, call.options)
+}
+
+/// The vhost of a call, answering Newspark, and the server calling with its key. An unknown
+/// or disabled vhost, one that has not switched Newspark on, and a key that is not the vhost's
+/// all end in the one answer `INVALID_APIKEY` (see `error.rs`).
+async fn calling_server(st: &AppState, call: &Call, client: Client) -> Result<(TenantId, Caller), NewsparkError> {
     let vhost = tenant::by_id(&st.core, call.vhost).await?;
     st.core.dialect_policy(vhost, Dialect::Newspark).await?;
     let caller = st.core.authenticate_key(&call.api_key, vhost, client.info).await?;
-    let outcome = st.core.verify_credentials(&caller, vhost, call.command).await;
-    Answer::from_outcome(outcome, call.options)
+    Ok((vhost, caller))
 }
