@@ -428,7 +428,8 @@ async fn parameters_come_by_get_and_by_form_post(b: Backend) {
 async fn the_identifier_is_the_username_the_email_or_the_phone(b: Backend) {
     let f = fixture(b).await;
     let id = json!(f.id);
-    let cases: [(&str, &[(&str, &str)], bool); 12] = [
+    type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], bool);
+    let cases: [Case; 12] = [
         ("ada", &[], true),
         ("ADA", &[], true),
         (" ada ", &[], true),
