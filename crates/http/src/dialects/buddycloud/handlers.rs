@@ -12,7 +12,6 @@ use portcullis_core::{AccountInput, Password, Token};
 
 use super::identity::{Foreign, Jid, Named, Resolved, resolve, served};
 use super::reply::Reply;
-use crate::shared::body;
 use crate::shared::credentials::{Authorization, BasicCredentials, authorization};
 use crate::shared::params::{self, BodyFormats, Params};
 use crate::shared::{AppState, Client, CurrentTenant};
@@ -184,17 +183,11 @@ fn login(named: &Named, password: Password) -> LoginCommand {
     LoginCommand { identifier: named.name.key(), password, second_factor: None }
 }
 
-/// The parameters of a JSON body, whatever its `Content-Type` says (clients send none, or
-/// `text/plain`), except a form, which is refused as such. The query string is not read:
-/// the original took these parameters from the body only, and a password has no business in
-/// a URL.
+/// The parameters of a JSON body, whatever its `Content-Type` says: the original parsed the
+/// body as JSON without looking at the type, and its clients send none, `text/plain`, or the
+/// form type `curl -d` puts on. The query string is not read: the original took these
+/// parameters from the body only, and a password has no business in a URL.
 async fn body_params(mut req: Request) -> Result<Params, Reply> {
-    if matches!(
-        body::media_type(req.headers()).as_deref(),
-        Some("application/x-www-form-urlencoded" | "multipart/form-data")
-    ) {
-        return Err(params::ParamsError::UnsupportedMediaType(String::new()).into());
-    }
     let path = req.uri().path().to_owned();
     if let Ok(uri) = path.parse::<Uri>() {
         *req.uri_mut() = uri;
