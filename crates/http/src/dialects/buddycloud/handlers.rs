@@ -39,7 +39,7 @@ pub async fn check(
                 .core
                 .prove_password(named.tenant, login(&named, password), &client.info)
                 .await
-                .map(|_| Reply::checked(named.policy.buddycloud_root_status))
+                .map(|_| Reply::checked(named.root_status))
                 .map_err(Reply::from),
             Err(r) => Err(r),
         },

@@ -88,8 +88,8 @@ impl Name {
 pub struct Named {
     /// The tenant.
     pub tenant: TenantId,
-    /// Its policy.
-    pub policy: Policy,
+    /// Its status for a successful credential check (`buddycloud_root_status`).
+    pub root_status: u16,
     /// The account's name there.
     pub name: Name,
 }
@@ -145,7 +145,7 @@ pub async fn resolve(core: &Core, here: TenantId, ident: &str, foreign: Foreign)
         },
     };
     served(core, tenant).await.map(|p| match p {
-        Some(policy) => Resolved::Served(Named { tenant, policy, name }),
+        Some(policy) => Resolved::Served(Named { tenant, root_status: policy.buddycloud_root_status, name }),
         None => Resolved::Off,
     })
 }
@@ -182,7 +182,7 @@ mod tests {
 
     #[test]
     fn names_compare_in_their_normalised_form() {
-        let named = |name| Named { tenant: TenantId::DEFAULT, policy: Policy::default(), name };
+        let named = |name| Named { tenant: TenantId::DEFAULT, root_status: 200, name };
         assert!(named(Name::Username("Juliet".into())).same_as(&named(Name::Username("juliet".into()))));
         assert!(!named(Name::Username("juliet".into())).same_as(&named(Name::Email("juliet@x.org".into()))));
     }
