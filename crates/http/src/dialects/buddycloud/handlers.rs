@@ -5,10 +5,10 @@
 //! the log-in's limits, its cost for unknown accounts and its second factor.
 
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, Uri};
+use axum::http::{HeaderMap, StatusCode, Uri};
 use portcullis_core::accounts::SignupCommand;
 use portcullis_core::login::LoginCommand;
-use portcullis_core::{AccountInput, Password, Token};
+use portcullis_core::{AccountInput, Password, TenantId, Token};
 
 use super::identity::{Foreign, Jid, Named, Resolved, resolve, served};
 use super::reply::Reply;
@@ -27,25 +27,19 @@ pub async fn check(
     CurrentTenant(here): CurrentTenant,
     client: Client,
     headers: HeaderMap,
-) -> Reply {
-    let outcome = match authorization(&headers) {
-        Authorization::Absent => match served(&st.core, here).await {
-            Ok(Some(policy)) => Ok(Reply::checked(policy.buddycloud_root_status)),
-            Ok(None) => Err(Reply::not_found()),
-            Err(e) => Err(e.into()),
+) -> Result<Reply, Reply> {
+    match authorization(&headers) {
+        Authorization::Absent => match served(&st.core, here).await? {
+            Some(policy) => Ok(Reply::checked(policy.buddycloud_root_status)),
+            None => Err(Reply::not_found()),
         },
-        Authorization::Basic(basic) => match account(&st, here, &basic).await {
-            Ok((named, password)) => st
-                .core
-                .prove_password(named.tenant, login(&named, password), &client.info)
-                .await
-                .map(|_| Reply::checked(named.root_status))
-                .map_err(Reply::from),
-            Err(r) => Err(r),
-        },
+        Authorization::Basic(basic) => {
+            let (named, password) = account(&st, here, &basic).await?;
+            st.core.prove_password(named.tenant, login(&named, password), &client.info).await?;
+            Ok(Reply::checked(named.root_status))
+        }
         Authorization::Bearer(_) | Authorization::Other => Err(Reply::unauthorized()),
-    };
-    outcome.unwrap_or_else(|r| r)
+    }
 }
 
 /// `POST /account`: creates an account. `username` is `user@domain` (the domain's tenant;
@@ -58,15 +52,7 @@ pub async fn create(
     req: Request,
 ) -> Result<Reply, Reply> {
     let p = body_params(req).await?;
-    let (username, password) = (p.non_empty("username"), p.get("password").filter(|v| !v.is_empty()));
-    let mut missing = Vec::new();
-    if username.is_none() {
-        missing.push(("username", "is required"));
-    }
-    if password.is_none() {
-        missing.push(("password", "is required"));
-    }
-    let (Some(username), Some(password)) = (username, password) else { return Err(Reply::fields(&missing)) };
+    let [username, password] = required(&p)?;
     let jid = Jid::split(username);
     if let Some(why) = jid.too_long() {
         return Err(Reply::fields(&[("username", why)]));
@@ -119,15 +105,7 @@ pub async fn change_password(
 ) -> Result<Reply, Reply> {
     let Authorization::Basic(basic) = authorization(&headers) else { return Err(Reply::unauthorized()) };
     let p = body_params(req).await?;
-    let (username, new) = (p.non_empty("username"), p.get("password").filter(|v| !v.is_empty()));
-    let mut missing = Vec::new();
-    if username.is_none() {
-        missing.push(("username", "is required"));
-    }
-    if new.is_none() {
-        missing.push(("password", "is required"));
-    }
-    let (Some(username), Some(new)) = (username, new) else { return Err(Reply::fields(&missing)) };
+    let [username, new] = required(&p)?;
     let (named, password) = account(&st, here, &basic).await?;
     let target = match resolve(&st.core, here, username, Foreign::AsEmail).await? {
         Resolved::Served(t) => Some(t),
@@ -139,10 +117,7 @@ pub async fn change_password(
         // with the account they prove.
         let user = st.core.prove_password(named.tenant, login(&named, password.clone()), &client.info).await?;
         if !target.is_some_and(|t| t.names(&user)) {
-            return Err(Reply::detailed(
-                axum::http::StatusCode::FORBIDDEN,
-                "username is not the account of the credentials",
-            ));
+            return Err(Reply::detailed(StatusCode::FORBIDDEN, "username is not the account of the credentials"));
         }
     }
     st.core.change_password_proven(named.tenant, login(&named, password), Password::new(new), &client.info).await?;
@@ -168,14 +143,26 @@ pub async fn reset_password(
 
 /// The account Basic credentials name, and their password. An identifier that leads to no
 /// tenant answering the dialect is refused like a wrong password.
-async fn account(
-    st: &AppState,
-    here: portcullis_core::TenantId,
-    basic: &BasicCredentials,
-) -> Result<(Named, Password), Reply> {
+async fn account(st: &AppState, here: TenantId, basic: &BasicCredentials) -> Result<(Named, Password), Reply> {
     match resolve(&st.core, here, &basic.user, Foreign::AsEmail).await? {
         Resolved::Served(n) => Ok((n, basic.password())),
         Resolved::ForeignDomain | Resolved::Off => Err(Reply::unauthorized()),
+    }
+}
+
+/// `username` and `password`, both required (every missing one named at once). A password
+/// is taken as sent, spaces and all.
+fn required(p: &Params) -> Result<[&str; 2], Reply> {
+    match (p.non_empty("username"), p.get("password").filter(|v| !v.is_empty())) {
+        (Some(u), Some(pw)) => Ok([u, pw]),
+        (u, pw) => {
+            let missing: Vec<(&str, &str)> = [("username", u.is_none()), ("password", pw.is_none())]
+                .into_iter()
+                .filter(|(_, m)| *m)
+                .map(|(name, _)| (name, "is required"))
+                .collect();
+            Err(Reply::fields(&missing))
+        }
     }
 }
 
@@ -198,7 +185,7 @@ async fn body_params(mut req: Request) -> Result<Params, Reply> {
 
 /// Ends the session sign-up opened. Best effort: the account exists either way, and the
 /// session's token was never shown to anyone.
-async fn end_session(st: &AppState, tenant: portcullis_core::TenantId, token: &Token) {
+async fn end_session(st: &AppState, tenant: TenantId, token: &Token) {
     let ended = match st.core.authenticate(tenant, token).await {
         Ok(auth) => st.core.logout(&auth.through(SURFACE)).await,
         Err(e) => Err(e),
