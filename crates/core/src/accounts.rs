@@ -26,6 +26,9 @@ pub struct SignupCommand {
     pub password: Option<Password>,
     /// The password typed a second time, if the client asks for it.
     pub password_confirmation: Option<Password>,
+    /// Open no session (for clients that send credentials with every call and have no use for
+    /// one); otherwise the new user is logged in when the tenant lets them in at once.
+    pub no_session: bool,
 }
 
 /// The outcome of a sign-up.
@@ -126,8 +129,11 @@ impl Core {
             tenant: Some(tenant),
             user: Some(user.id),
             client: Some(client),
-            details: json!({"session": crate::login::may_log_in(&user, &policy).is_ok()}),
+            details: json!({"session": !cmd.no_session && crate::login::may_log_in(&user, &policy).is_ok()}),
         });
+        if cmd.no_session {
+            return Ok(SignedUp { user, session: None });
+        }
         let (user, session) = self.login_after_signup(user, &policy, client).await?;
         Ok(SignedUp { user, session })
     }

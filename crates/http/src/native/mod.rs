@@ -119,7 +119,10 @@ async fn signup(
 ) -> Result<Response, ApiError> {
     let (account, [password, password_confirmation]) =
         account_with(fields, [Field::Password, Field::PasswordConfirmation]);
-    let out = st.core.signup(tenant, SignupCommand { account, password, password_confirmation }, &client.info).await?;
+    let out = st
+        .core
+        .signup(tenant, SignupCommand { account, password, password_confirmation, no_session: false }, &client.info)
+        .await?;
     let body = AuthResponse { user: user_json(&out.user), session: out.session.as_ref().map(IssuedSessionBody::from) };
     let mut res = (StatusCode::CREATED, Json(body)).into_response();
     res.headers_mut().insert(header::LOCATION, HeaderValue::from_static("/v1/me"));

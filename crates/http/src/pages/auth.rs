@@ -227,6 +227,7 @@ async fn signup(page: Page, form: Form) -> Response {
         account,
         password: form.raw("password").filter(|p| !p.is_empty()).map(Password::new),
         password_confirmation: form.raw("password_confirmation").map(Password::new),
+        no_session: false,
     };
     match page.st.core.signup(page.tenant_id, cmd, &page.client.info).await {
         Ok(out) => match out.session {

@@ -8,16 +8,13 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode, Uri};
 use portcullis_core::accounts::SignupCommand;
 use portcullis_core::login::LoginCommand;
-use portcullis_core::{AccountInput, Password, TenantId, Token};
+use portcullis_core::{AccountInput, Password, TenantId};
 
 use super::identity::{Foreign, Jid, Named, Resolved, resolve, served};
 use super::reply::Reply;
 use crate::shared::credentials::{Authorization, BasicCredentials, authorization};
 use crate::shared::params::{self, BodyFormats, Params};
 use crate::shared::{AppState, Client, CurrentTenant};
-
-/// The surface's name, as audit events record it.
-const SURFACE: &str = "buddycloud";
 
 /// `GET /`: checks the credentials sent as HTTP Basic. Valid: the tenant's success status
 /// (200 by default, 204 as the original answered). Anonymous: the same success, as the
@@ -69,13 +66,14 @@ pub async fn create(
     if let Some(email) = p.non_empty("email") {
         account.set_email(Some(email.to_owned()));
     }
-    let cmd = SignupCommand { account, password: Some(Password::new(password)), password_confirmation: None };
-    let out = st.core.signup(named.tenant, cmd, &client.info).await?;
-    // Sign-up logs the user in; buddycloud clients send their credentials with every call
-    // and have no use for a session, so none is left behind.
-    if let Some(issued) = out.session {
-        end_session(&st, named.tenant, &issued.token).await;
-    }
+    // buddycloud clients send their credentials with every call and have no use for a session.
+    let cmd = SignupCommand {
+        account,
+        password: Some(Password::new(password)),
+        password_confirmation: None,
+        no_session: true,
+    };
+    st.core.signup(named.tenant, cmd, &client.info).await?;
     Ok(Reply::ok())
 }
 
@@ -181,16 +179,4 @@ async fn body_params(mut req: Request) -> Result<Params, Reply> {
     }
     let json = BodyFormats { json: true, json_whatever_type: true, ..BodyFormats::default() };
     Ok(params::read(req, json).await?)
-}
-
-/// Ends the session sign-up opened. Best effort: the account exists either way, and the
-/// session's token was never shown to anyone.
-async fn end_session(st: &AppState, tenant: TenantId, token: &Token) {
-    let ended = match st.core.authenticate(tenant, token).await {
-        Ok(auth) => st.core.logout(&auth.through(SURFACE)).await,
-        Err(e) => Err(e),
-    };
-    if let Err(e) = ended {
-        tracing::warn!(error = %e, "could not end the session of a new buddycloud account");
-    }
 }
