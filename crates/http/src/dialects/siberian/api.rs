@@ -18,8 +18,8 @@ use portcullis_core::{AccountInput, ClientInfo, CoreError, Password, TenantId, U
 
 use super::caller::ApiCall;
 use super::wire::{
-    BAD_CLIENT_IP, Done, EMAIL_MISSING, EMAIL_REQUIRED, Exists, Failure, NO_SUCH_ADMIN, NO_SUCH_ROLE,
-    NOT_AN_UPDATE, PASSWORD_REQUIRED, ROLE_ID_NOT_A_NUMBER, USER_ID_REQUIRED, Updated, WithToken,
+    BAD_CLIENT_IP, Done, EMAIL_MISSING, EMAIL_REQUIRED, Exists, Failure, NO_SUCH_ADMIN, NO_SUCH_ROLE, NOT_AN_UPDATE,
+    PASSWORD_REQUIRED, ROLE_ID_NOT_A_NUMBER, USER_ID_REQUIRED, Updated, WithToken,
 };
 use crate::shared::AppState;
 use crate::shared::params::{self, BodyFormats, Params};
@@ -46,7 +46,11 @@ async fn body_params(req: Request) -> Result<Params, Failure> {
 /// `POST {prefix}/create` (`users:manage`): a new account with `email`, an optional
 /// `password`, `firstname`, `lastname` and the role `role_id` names (1 by default); answers
 /// its id and a one-time log-in token.
-pub(super) async fn create(State(st): State<AppState>, call: ApiCall, req: Request) -> Result<Json<WithToken>, Failure> {
+pub(super) async fn create(
+    State(st): State<AppState>,
+    call: ApiCall,
+    req: Request,
+) -> Result<Json<WithToken>, Failure> {
     let p = body_params(req).await?;
     if p.non_empty("user_id").is_some() {
         return Err(Failure::new(NOT_AN_UPDATE));

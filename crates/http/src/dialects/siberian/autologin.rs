@@ -37,10 +37,9 @@ pub(super) async fn autologin(
     if method == Method::HEAD {
         return page(StatusCode::OK, "Log in", "Open this address in a browser to log in.");
     }
-    let pairs: Vec<(String, String)> = query.as_deref().and_then(|q| serde_urlencoded::from_str(q).ok()).unwrap_or_default();
-    let get = |name: &str| {
-        pairs.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.trim()).filter(|v| !v.is_empty())
-    };
+    let pairs: Vec<(String, String)> =
+        query.as_deref().and_then(|q| serde_urlencoded::from_str(q).ok()).unwrap_or_default();
+    let get = |name: &str| pairs.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.trim()).filter(|v| !v.is_empty());
     let (Some(email), Some(token)) = (get("email"), get("token")) else {
         return to_login_page(&client, &policy);
     };
@@ -94,7 +93,8 @@ fn see_other(to: &str, fallback: &str) -> Response {
 /// The answer to a failure a log-in page cannot help with, as a page.
 pub(super) fn trouble(e: CoreError) -> Response {
     let retry = |after: std::time::Duration| {
-        let mut res = page(StatusCode::SERVICE_UNAVAILABLE, "Try again shortly", "The service is busy. Try again in a moment.");
+        let mut res =
+            page(StatusCode::SERVICE_UNAVAILABLE, "Try again shortly", "The service is busy. Try again in a moment.");
         if let Ok(v) = HeaderValue::from_str(&after.as_secs().max(1).to_string()) {
             res.headers_mut().insert(header::RETRY_AFTER, v);
         }
@@ -123,7 +123,10 @@ fn page(status: StatusCode, title: &'static str, text: &'static str) -> Response
     );
     let mut res = (status, [(header::CONTENT_TYPE, "text/html; charset=utf-8")], html).into_response();
     let h = res.headers_mut();
-    h.insert(HeaderName::from_static("content-security-policy"), HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"));
+    h.insert(
+        HeaderName::from_static("content-security-policy"),
+        HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"),
+    );
     h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     res

@@ -48,8 +48,9 @@ pub fn surface(state: &AppState, prefix: &str) -> MountedSurface {
         .route(&at("authenticate"), post(api::authenticate))
         .route(&at("forgotpassword"), post(api::forgot_password))
         .layer(from_fn_with_state(state.clone(), tenant_for_api));
-    let browser =
-        Router::new().route(&at("autologin"), get(autologin::autologin)).layer(from_fn_with_state(state.clone(), tenant_for_browser));
+    let browser = Router::new()
+        .route(&at("autologin"), get(autologin::autologin))
+        .layer(from_fn_with_state(state.clone(), tenant_for_browser));
     let m = Mount { name: "siberian", prefixes: vec![prefix.to_owned()], tenants: false, csrf: false };
     mount::<Siberian>(m, api.merge(browser), state)
 }
