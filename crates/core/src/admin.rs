@@ -324,10 +324,16 @@ impl Core {
         id: UserId,
     ) -> CoreResult<IssuedLoginToken> {
         caller.require(tenant, Scope::UsersManage)?;
-        let (_, policy) = self.tenant_policy(tenant).await?;
         let user = self.store.users.user(tenant, id).await?.ok_or(CoreError::NotFound)?;
-        // A token the exchange would refuse is not issued.
-        may_log_in(&user, &policy)?;
+        self.mint_login_token(caller, &user).await
+    }
+
+    /// Makes a one-time log-in token for `user`, for a caller whose right to one was checked.
+    /// A token the exchange would refuse (the account may not log in) is not made.
+    pub(crate) async fn mint_login_token(&self, caller: &Caller, user: &User) -> CoreResult<IssuedLoginToken> {
+        let (tenant, id) = (user.tenant_id, user.id);
+        let (_, policy) = self.tenant_policy(tenant).await?;
+        may_log_in(user, &policy)?;
         let token = Token::generate(LOGIN_TOKEN_PREFIX).map_err(CoreError::internal)?;
         let now = self.now();
         let expires_at = now.plus(LOGIN_TOKEN_TTL);

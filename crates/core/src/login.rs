@@ -576,6 +576,64 @@ impl Core {
     }
 }
 
+/// Hand-offs to a browser: a server proves a user's credentials and gets a one-time log-in
+/// token for them (the legacy APIs whose credential check answers with a token the user's
+/// browser then logs in with, Siberian's `authenticate` and `autologin`).
+impl Core {
+    /// Checks a user's credentials like [`Core::verify_credentials`] (scope
+    /// `credentials:verify`, the same failures, audit and limits), with `code_only` (an
+    /// account with a second factor needs its code along, [`CoreError::SecondFactorRequired`]
+    /// otherwise) and no session; on success issues a one-time log-in token for the user, as
+    /// [`Core::issue_login_token`] does. The scope is enough: a caller that may open a session
+    /// for a user it proved may as well hand them a token that opens one, once.
+    pub async fn verify_credentials_for_login_token(
+        &self,
+        caller: &Caller,
+        tenant: TenantId,
+        cmd: VerifyCredentials,
+    ) -> CoreResult<(User, crate::admin::IssuedLoginToken)> {
+        let cmd = VerifyCredentials { open_session: false, code_only: true, ..cmd };
+        match self.verify_credentials(caller, tenant, cmd).await? {
+            LoginOutcome::LoggedIn { user, .. } => {
+                let issued = self.mint_login_token(caller, &user).await?;
+                Ok((user, issued))
+            }
+            LoginOutcome::SecondFactorRequired(_) => Err(CoreError::SecondFactorRequired),
+        }
+    }
+
+    /// [`Core::login_with_token`] for a link that also names the account's e-mail address: a
+    /// token of an account other than the one `email` names is refused like an unknown token
+    /// (and spent all the same, as every failed exchange spends it), before any session opens.
+    pub async fn login_with_token_for_email(
+        &self,
+        tenant: TenantId,
+        token: &Token,
+        email: &str,
+        client: &ClientInfo,
+    ) -> CoreResult<LoginOutcome> {
+        self.tenant_policy(tenant).await?;
+        if token.has_shape(LOGIN_TOKEN_PREFIX) {
+            let now = self.now();
+            let peeked = self.store.tokens.peek_one_time_token(&token.hash(), TokenPurpose::Login, now).await?;
+            if let Some(p) = peeked.filter(|p| p.tenant_id == tenant) {
+                let user = self.store.users.user(tenant, p.user_id).await?;
+                let named = crate::parse::Email::parse(email).ok().is_some_and(|e| {
+                    user.as_ref()
+                        .and_then(|u| u.email.as_deref())
+                        .and_then(|own| crate::parse::Email::parse(own).ok())
+                        .is_some_and(|own| own.normalized() == e.normalized())
+                });
+                if !named {
+                    self.store.tokens.consume_one_time_token(&token.hash(), TokenPurpose::Login, now).await?;
+                    return Err(CoreError::InvalidCredentials);
+                }
+            }
+        }
+        self.login_with_token(tenant, token, client).await
+    }
+}
+
 /// Refuses accounts that may not log in, once their credential is known to be right: a
 /// disabled account, and (when the tenant requires it) an unverified e-mail address.
 pub(crate) fn may_log_in(user: &User, policy: &Policy) -> CoreResult<()> {

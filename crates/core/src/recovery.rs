@@ -177,6 +177,21 @@ impl Core {
         Ok(())
     }
 
+    /// [`Core::request_password_reset`] on behalf of a server holding a key with
+    /// `credentials:verify`, for the legacy APIs that offer it to API callers only (Siberian's
+    /// `forgotpassword`): the same answer, after the same work, whether or not the account
+    /// exists. `client` is the end user's, as far as the server tells.
+    pub async fn request_password_reset_as(
+        &self,
+        caller: &Caller,
+        tenant: TenantId,
+        login: &str,
+        client: &ClientInfo,
+    ) -> CoreResult<()> {
+        caller.require(tenant, Scope::CredentialsVerify)?;
+        self.request_password_reset(tenant, login, client).await
+    }
+
     /// Sends a user a password reset link, for an operator or a server (`users:manage`).
     pub async fn send_password_reset(&self, caller: &Caller, tenant: TenantId, id: UserId) -> CoreResult<()> {
         caller.require(tenant, Scope::UsersManage)?;

@@ -36,6 +36,8 @@ const OPERATIONS: &[(&str, Needs)] = &[
     ("list_roles", Needs::Scope(Scope::UsersRead)),
     ("list_attributes", Needs::Scope(Scope::UsersRead)),
     ("verify_credentials", Needs::Scope(Scope::CredentialsVerify)),
+    ("verify_credentials_for_login_token", Needs::Scope(Scope::CredentialsVerify)),
+    ("request_password_reset_as", Needs::Scope(Scope::CredentialsVerify)),
     ("create_user", Needs::Scope(Scope::UsersManage)),
     ("update_user", Needs::Scope(Scope::UsersManage)),
     ("set_user_disabled", Needs::Scope(Scope::UsersManage)),
@@ -85,6 +87,14 @@ async fn run(core: &Core, op: &str, caller: &Caller, tenant: TenantId) -> CoreRe
             let cmd =
                 VerifyCredentials { login: Some("nobody".into()), end_user_ip: Some("x".into()), ..Default::default() };
             core.verify_credentials(caller, tenant, cmd).await.map(drop)
+        }
+        "verify_credentials_for_login_token" => {
+            let cmd =
+                VerifyCredentials { login: Some("nobody".into()), end_user_ip: Some("x".into()), ..Default::default() };
+            core.verify_credentials_for_login_token(caller, tenant, cmd).await.map(drop)
+        }
+        "request_password_reset_as" => {
+            core.request_password_reset_as(caller, tenant, "", &ClientInfo::default()).await.map(drop)
         }
         "create_user" => core.create_user(caller, tenant, account(), None).await.map(drop),
         "update_user" => core.update_user(caller, tenant, nobody, account(), None).await.map(drop),
