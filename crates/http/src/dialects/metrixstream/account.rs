@@ -101,7 +101,16 @@ mod tests {
         ] {
             assert_eq!(parse_dob(given).as_deref(), Ok(want), "{given}");
         }
-        for bad in ["04.07.1990", "7/4/90", "1990-13-01", "13/01/1990", "1990-07", "yesterday", "1990-07-04T00:00", "1990/07-04"] {
+        for bad in [
+            "04.07.1990",
+            "7/4/90",
+            "1990-13-01",
+            "13/01/1990",
+            "1990-07",
+            "yesterday",
+            "1990-07-04T00:00",
+            "1990/07-04",
+        ] {
             assert!(parse_dob(bad).is_err(), "{bad}");
         }
         assert_eq!(parse_dob("02/30/2000"), Err("is not a date that exists"));

@@ -75,7 +75,12 @@ async fn switched_on(st: &AppState, tenant: TenantId) -> Result<(), Response> {
 }
 
 /// The one endpoint: reads the parameters, runs the action, answers.
-async fn api(State(st): State<AppState>, CurrentTenant(tenant): CurrentTenant, client: Client, req: Request) -> Response {
+async fn api(
+    State(st): State<AppState>,
+    CurrentTenant(tenant): CurrentTenant,
+    client: Client,
+    req: Request,
+) -> Response {
     if let Err(res) = switched_on(&st, tenant).await {
         return res;
     }
@@ -193,10 +198,9 @@ async fn login(st: &AppState, tenant: TenantId, client: &Client, p: &Params) -> 
 
 fn logged_in(out: LoginOutcome) -> Result<Reply, Failure> {
     match out {
-        LoginOutcome::LoggedIn { user, session: s } => Ok(Reply {
-            tree: ok(vec![("item", item(&user)), ("session", session(&s))]),
-            cookie: SessionCookie::Set(s),
-        }),
+        LoginOutcome::LoggedIn { user, session: s } => {
+            Ok(Reply { tree: ok(vec![("item", item(&user)), ("session", session(&s))]), cookie: SessionCookie::Set(s) })
+        }
         LoginOutcome::SecondFactorRequired(step) => Err(Failure::second_factor_required(Some(&step))),
     }
 }

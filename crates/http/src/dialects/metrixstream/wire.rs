@@ -118,7 +118,8 @@ pub(super) struct Failure {
     message: String,
     fields: BTreeMap<String, String>,
     retry_after: Option<Duration>,
-    second_factor: Option<Value>,
+    // Boxed: rare, and a failure travels in every `Result` of the dialect.
+    second_factor: Option<Box<Value>>,
 }
 
 impl Failure {
@@ -145,7 +146,11 @@ impl Failure {
 
     /// A browser request from another site, riding on the session cookie.
     pub(super) fn cross_site() -> Self {
-        Self::new(StatusCode::FORBIDDEN, "cross_site_request", "Cross-site requests with the session cookie are refused.")
+        Self::new(
+            StatusCode::FORBIDDEN,
+            "cross_site_request",
+            "Cross-site requests with the session cookie are refused.",
+        )
     }
 
     /// A bug; the cause went to the log.
@@ -179,9 +184,8 @@ impl Failure {
             "second_factor_required",
             "The password is right; this account needs a second factor: send its code as the code parameter.",
         );
-        f.second_factor = step.map(|s| {
-            json!({"step_token": s.step_token.expose(), "expires_at": s.expires_at.to_rfc3339()})
-        });
+        f.second_factor = step
+            .map(|s| Box::new(json!({"step_token": s.step_token.expose(), "expires_at": s.expires_at.to_rfc3339()})));
         f
     }
 
@@ -196,7 +200,7 @@ impl Failure {
             tree.insert("fields".into(), Value::Object(fields));
         }
         if let Some(s) = self.second_factor {
-            tree.insert("second_factor".into(), s);
+            tree.insert("second_factor".into(), *s);
         }
         let mut res = format.render(self.status, Value::Object(tree));
         let headers = res.headers_mut();
@@ -215,8 +219,12 @@ impl Failure {
 impl From<ParamsError> for Failure {
     fn from(e: ParamsError) -> Self {
         match e {
-            ParamsError::TooLarge => Self::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "The body is too large."),
-            ParamsError::Unreadable => Self::new(StatusCode::BAD_REQUEST, "malformed_request", "The body could not be read."),
+            ParamsError::TooLarge => {
+                Self::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "The body is too large.")
+            }
+            ParamsError::Unreadable => {
+                Self::new(StatusCode::BAD_REQUEST, "malformed_request", "The body could not be read.")
+            }
             ParamsError::UnsupportedMediaType(_) => Self::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "unsupported_media_type",
@@ -283,7 +291,9 @@ impl From<CoreError> for Failure {
             CoreError::PasswordIncorrect => {
                 Self::new(S::FORBIDDEN, "password_incorrect", "The current password is incorrect.")
             }
-            CoreError::Unauthenticated => Self::new(S::UNAUTHORIZED, "not_logged_in", "No valid session: log in first."),
+            CoreError::Unauthenticated => {
+                Self::new(S::UNAUTHORIZED, "not_logged_in", "No valid session: log in first.")
+            }
             CoreError::Forbidden(why) => Self::new(S::FORBIDDEN, "forbidden", why),
             CoreError::NotFound => Self::not_found(),
             CoreError::SignupClosed => Self::new(S::FORBIDDEN, "signup_closed", "Sign-up is closed."),
@@ -342,7 +352,9 @@ pub(super) fn wire_name(f: &Field) -> String {
         Field::PasswordConfirmation => "password2".into(),
         Field::BirthDate => "dob".into(),
         Field::Attribute(name) => format!("{ATTRIBUTE_PREFIX}{name}"),
-        Field::Text(t) => TEXT_FIELDS.iter().find(|(_, u)| u == t).map_or_else(|| t.name().to_owned(), |(n, _)| (*n).to_owned()),
+        Field::Text(t) => {
+            TEXT_FIELDS.iter().find(|(_, u)| u == t).map_or_else(|| t.name().to_owned(), |(n, _)| (*n).to_owned())
+        }
         other => other.name(),
     }
 }
