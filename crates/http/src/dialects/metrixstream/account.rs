@@ -59,7 +59,12 @@ pub(super) fn signup_command(p: &Params) -> SignupCommand {
     }
     // Passwords are taken as typed: never trimmed.
     let secret = |name| p.get(name).filter(|v| !v.is_empty()).map(Password::new);
-    SignupCommand { account, password: secret("password"), password_confirmation: secret("password2") }
+    SignupCommand {
+        account,
+        password: secret("password"),
+        password_confirmation: secret("password2"),
+        no_session: false,
+    }
 }
 
 /// A date of birth as Metrixstream sites collected it, as `YYYY-MM-DD`: ISO order
