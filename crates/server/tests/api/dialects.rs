@@ -4,7 +4,7 @@
 use portcullis_core::Dialect;
 use portcullis_core::store::AuditQuery;
 use reqwest::{Method, StatusCode};
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::both;
 use crate::support::{Backend, TestApp, api_key, enable_dialect, op, tenant};
@@ -58,4 +58,152 @@ async fn operators_switch_dialects_per_tenant_and_the_change_is_audited(b: Backe
     );
     // Changes through the admin API record its surface.
     assert_eq!(events[0].details["surface"], "admin");
+}
+
+const PW: &str = "correct horse battery staple";
+
+/// Form-encodes pairs.
+fn form(pairs: &[(&str, &str)]) -> String {
+    serde_urlencoded::to_string(pairs).unwrap()
+}
+
+/// Creates `name` (with `name@example.com`) through `how`.
+async fn create_through(app: &TestApp, how: &str, name: &str, key: &str) {
+    let email = format!("{name}@example.com");
+    let (status, text) = match how {
+        "native" => {
+            let res = app.post("/v1/signup", json!({"username": name, "email": email, "password": PW})).await;
+            (res.status(), res.text().await.unwrap())
+        }
+        "metrixstream" => {
+            let body = form(&[("action", "signup"), ("username", name), ("email", &email), ("password", PW)]);
+            let res = app
+                .client
+                .post(app.url("/site/api"))
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            (res.status(), res.text().await.unwrap())
+        }
+        "buddycloud" => {
+            let res = app
+                .client
+                .post(app.url("/api/account"))
+                .json(&json!({"username": name, "password": PW, "email": email}))
+                .send()
+                .await
+                .unwrap();
+            (res.status(), res.text().await.unwrap())
+        }
+        "siberian" => {
+            let body = form(&[("email", &email), ("password", PW), ("firstname", name)]);
+            let res = app
+                .client
+                .post(app.url("/admin/api_account/create"))
+                .header("Api-Auth-Bearer", format!("Bearer {key}"))
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            (res.status(), res.text().await.unwrap())
+        }
+        other => panic!("{other}"),
+    };
+    assert!(status.is_success(), "{how}: {status} {text}");
+}
+
+/// Whether `email` with the password logs in through `how`.
+async fn logs_in_through(app: &TestApp, how: &str, email: &str, password: &str, key: &str) -> bool {
+    let post_form = |path: &str, body: String| {
+        app.client.post(app.url(path)).header("content-type", "application/x-www-form-urlencoded").body(body)
+    };
+    match how {
+        "native" => {
+            app.post("/v1/login", json!({"login": email, "password": password})).await.status() == StatusCode::OK
+        }
+        "metrixstream" => {
+            let res = post_form("/site/api", form(&[("action", "login"), ("username", email), ("password", password)]));
+            let v: Value = res.send().await.unwrap().json().await.unwrap();
+            v["status"] == "ok"
+        }
+        "ossn" => {
+            let res = post_form(
+                "/api/v1.0/user_authenticate",
+                form(&[("api_key_token", key), ("username", email), ("password", password)]),
+            );
+            let v: Value = res.send().await.unwrap().json().await.unwrap();
+            v["code"] == "100"
+        }
+        "newspark" => {
+            let q = form(&[
+                ("method", "users.confirmCredentials"),
+                ("vhost", "1"),
+                ("APIKEY", key),
+                ("username", email),
+                ("password", password),
+                ("isEmail", "true"),
+            ]);
+            let res = post_form("/services/json", q);
+            let v: Value = res.send().await.unwrap().json().await.unwrap();
+            v["status"] == true && v["result"].is_i64()
+        }
+        "buddycloud" => {
+            let res = app.client.get(app.url("/api/")).basic_auth(email, Some(password)).send().await.unwrap();
+            res.status() == StatusCode::OK
+        }
+        "siberian" => {
+            let res = post_form("/admin/api_account/authenticate", form(&[("email", email), ("password", password)]))
+                .header("Api-Auth-Bearer", format!("Bearer {key}"));
+            let v: Value = res.send().await.unwrap().json().await.unwrap();
+            v["success"] == 1
+        }
+        other => panic!("{other}"),
+    }
+}
+
+both!(one_account_logs_in_through_every_dialect_whichever_made_it);
+
+async fn one_account_logs_in_through_every_dialect_whichever_made_it(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    for d in Dialect::ALL {
+        enable_dialect(&app, portcullis_core::TenantId::DEFAULT, d).await;
+    }
+    let key =
+        api_key(&app, Some(portcullis_core::TenantId::DEFAULT), &["credentials:verify", "users:read", "users:manage"])
+            .await;
+    let makers = ["native", "metrixstream", "buddycloud", "siberian"];
+    let checkers = ["native", "metrixstream", "ossn", "newspark", "buddycloud", "siberian"];
+    for maker in makers {
+        let name = format!("made{maker}");
+        create_through(&app, maker, &name, &key).await;
+        let email = format!("{name}@example.com");
+        for checker in checkers {
+            assert!(logs_in_through(&app, checker, &email, PW, &key).await, "made by {maker}, checked by {checker}");
+            assert!(
+                !logs_in_through(&app, checker, &email, "wrong password", &key).await,
+                "made by {maker}, wrong password through {checker}"
+            );
+        }
+    }
+    // A password changed through one dialect is changed for all.
+    let res = app
+        .client
+        .post(app.url("/api/account/pw/change"))
+        .basic_auth("madebuddycloud", Some(PW))
+        .body(json!({"username": "madebuddycloud", "password": "a new and much longer passphrase"}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    for checker in checkers {
+        let email = "madebuddycloud@example.com";
+        assert!(!logs_in_through(&app, checker, email, PW, &key).await, "old password through {checker}");
+        assert!(
+            logs_in_through(&app, checker, email, "a new and much longer passphrase", &key).await,
+            "new password through {checker}"
+        );
+    }
 }
