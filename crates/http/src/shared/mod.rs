@@ -13,7 +13,7 @@ pub mod body;
 pub mod client;
 pub mod cookies;
 pub mod credentials;
-pub(crate) mod csrf;
+pub mod csrf;
 pub mod params;
 pub mod qr;
 pub mod tenant;

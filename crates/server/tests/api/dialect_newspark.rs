@@ -746,10 +746,13 @@ async fn malformed_requests_get_errors_in_the_dialects_format(b: Backend) {
         "/services/rest",
         "/services",
         "/services/soap",
-        "/t/nope/services/rest/users/confirmCredentials",
     ] {
         raw(app, "GET", path, None, vec![]).await.xml_error(StatusCode::NOT_FOUND, "NOT_FOUND");
     }
+    // The tenant is the vhost's: a /t/{slug} prefix changes nothing, even one naming no tenant.
+    raw(app, "GET", "/t/nope/services/rest/users/confirmCredentials", None, vec![])
+        .await
+        .xml_error(StatusCode::BAD_REQUEST, "MISSING_PARAMETER");
     raw(app, "GET", "/services/json/users.confirmCredentials", None, vec![])
         .await
         .json_error(StatusCode::NOT_FOUND, "NOT_FOUND");

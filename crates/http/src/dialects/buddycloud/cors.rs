@@ -6,6 +6,10 @@
 //! preflights also get the route's methods and the headers clients send. Any other origin
 //! gets no CORS header at all, so its browser keeps the answer from its scripts.
 //!
+//! A state-changing request a browser makes on another site's behalf (by `Sec-Fetch-Site` or
+//! `Origin`) is refused unless its origin is listed: browsers attach cached Basic credentials
+//! to such requests by themselves.
+//!
 //! The tenant is the request's, not the one a `user@domain` in the credentials names: a
 //! preflight carries no credentials, and both halves of a CORS exchange must agree.
 
@@ -16,6 +20,8 @@ use axum::response::{IntoResponse, Response};
 use portcullis_core::TenantId;
 
 use super::identity::served;
+use super::reply::Reply;
+use crate::shared::csrf::cross_site;
 use crate::shared::{AppState, CurrentTenant};
 
 /// The headers a client may send.
@@ -33,6 +39,22 @@ pub async fn layer(State(st): State<AppState>, req: Request, next: Next) -> Resp
     let preflight =
         req.method() == Method::OPTIONS && req.headers().contains_key(header::ACCESS_CONTROL_REQUEST_METHOD);
     let tenant = req.extensions().get::<CurrentTenant>().map_or(TenantId::DEFAULT, |t| t.0);
+    // A browser attaches Basic credentials it has cached to requests other sites make, and a
+    // text/plain form needs no preflight: a state-changing request from another site passes
+    // only from an origin the tenant lists.
+    let safe = matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+    if !safe && cross_site(&req) {
+        let listed = match &origin {
+            Some(o) => allowed(&st, tenant, o).await,
+            None => false,
+        };
+        if !listed {
+            let mut res =
+                Reply::detailed(StatusCode::FORBIDDEN, "requests from other sites are refused").into_response();
+            res.headers_mut().append(header::VARY, HeaderValue::from_static("Origin"));
+            return res;
+        }
+    }
     let mut res = next.run(req).await;
     // The answer depends on the Origin sent, whatever it is: caches must know.
     res.headers_mut().append(header::VARY, HeaderValue::from_static("Origin"));

@@ -77,9 +77,8 @@ pub fn routes(state: &AppState, prefix: &str) -> Router<AppState> {
 
 /// The buddycloud surface, mounted at `prefix`.
 pub fn surface(state: &AppState, prefix: &str) -> MountedSurface {
-    // No cookie is read, so no cross-site check: credentials come in the Authorization
-    // header, which a browser sends cross-site only after a CORS preflight this surface
-    // grants to the tenant's listed origins alone.
+    // No cookie is read; the cross-site check that cached Basic credentials need, with its
+    // exception for the tenant's listed origins, is the dialect's own (`cors::layer`).
     let m = Mount { name: "buddycloud", prefixes: vec![prefix.to_owned()], tenants: true, csrf: false };
     mount::<Buddycloud>(m, routes(state, prefix), state)
 }

@@ -29,6 +29,7 @@ use serde_json::Value;
 use self::wire::{Failure, Format, item, ok, session};
 use crate::shared::cookies::set_session_cookie;
 use crate::shared::credentials::{Authorization, authorization, cookie};
+use crate::shared::csrf::cross_site;
 use crate::shared::params::{self, BodyFormats, Params};
 use crate::shared::{AppState, Client, CurrentTenant, Mount, MountedSurface, Rejection, Surface, mount};
 
@@ -242,48 +243,4 @@ async fn logout(
 async fn forgot_password(st: &AppState, tenant: TenantId, client: &Client, p: &Params) -> Result<Reply, Failure> {
     st.core.request_password_reset(tenant, p.get("username").unwrap_or_default(), &client.info).await?;
     Ok(Reply::ok())
-}
-
-/// Whether a request comes from a browser on another site, by the rule the shared layer
-/// applies to POST (`shared::csrf`): not when it carries `Authorization`; by `Sec-Fetch-Site`
-/// when sent; else by `Origin` against the host; a client that sends neither is no browser.
-fn cross_site(req: &Request) -> bool {
-    let h = req.headers();
-    if h.contains_key(header::AUTHORIZATION) {
-        return false;
-    }
-    if let Some(site) = h.get("sec-fetch-site") {
-        return !matches!(site.as_bytes(), b"same-origin" | b"none");
-    }
-    let Some(origin) = h.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else { return false };
-    let authority = origin.split_once("://").map(|(_, rest)| rest).unwrap_or_default();
-    let host = req.uri().authority().map(|a| a.as_str()).or_else(|| h.get(header::HOST).and_then(|v| v.to_str().ok()));
-    !host.is_some_and(|host| !authority.is_empty() && authority.eq_ignore_ascii_case(host))
-}
-
-#[cfg(test)]
-mod tests {
-    use axum::body::Body;
-
-    use super::*;
-
-    fn get(headers: &[(&str, &str)]) -> Request {
-        let mut b = Request::builder().method("GET").uri("/site/api?action=logout");
-        for (k, v) in headers {
-            b = b.header(*k, *v);
-        }
-        b.body(Body::empty()).unwrap()
-    }
-
-    #[test]
-    fn a_get_from_another_site_is_cross_site() {
-        assert!(!cross_site(&get(&[])), "not a browser");
-        assert!(!cross_site(&get(&[("sec-fetch-site", "same-origin")])));
-        assert!(!cross_site(&get(&[("sec-fetch-site", "none")])), "typed in the address bar");
-        assert!(cross_site(&get(&[("sec-fetch-site", "cross-site")])));
-        assert!(cross_site(&get(&[("sec-fetch-site", "same-site")])));
-        assert!(!cross_site(&get(&[("sec-fetch-site", "cross-site"), ("authorization", "Bearer x")])));
-        assert!(!cross_site(&get(&[("origin", "https://id.example.com"), ("host", "id.example.com")])));
-        assert!(cross_site(&get(&[("origin", "https://evil.example"), ("host", "id.example.com")])));
-    }
 }

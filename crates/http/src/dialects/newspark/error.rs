@@ -222,8 +222,8 @@ pub struct Newspark;
 impl Surface for Newspark {
     fn reject(rejection: Rejection) -> Response {
         let e = match rejection {
-            // A `/t/{slug}` prefix or a `Host` naming no tenant: the path does not exist (the
-            // tenant of a call is its `vhost`).
+            // The surface resolves no tenant from the path or Host (the tenant of a call is its
+            // `vhost`), so a tenant rejection cannot arrive; were it to, the path does not exist.
             Rejection::NotFound | Rejection::TenantNotFound => NewsparkError::not_found(),
             Rejection::MethodNotAllowed => NewsparkError::method_not_allowed(),
             // The surface reads no cookie, so the cross-site check is not mounted; should it

@@ -33,7 +33,7 @@ use crate::shared::{AppState, Client, Mount, MountedSurface, mount, tenant};
 
 /// The Newspark surface, mounted at `prefix`.
 pub fn surface(state: &AppState, prefix: &str) -> MountedSurface {
-    let m = Mount { name: "newspark", prefixes: vec![prefix.to_owned()], tenants: true, csrf: false };
+    let m = Mount { name: "newspark", prefixes: vec![prefix.to_owned()], tenants: false, csrf: false };
     mount::<Newspark>(m, routes(prefix), state)
 }
 

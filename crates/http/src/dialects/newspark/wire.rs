@@ -98,6 +98,9 @@ impl Call {
             second_factor: p.non_empty("mfatoken").map(str::to_owned),
             // Newspark has no second step: a code comes with the password or not at all.
             code_only: true,
+            // A Portcullis addition, as on the other credential checks: the end user's address,
+            // so that guessing through one integrator's site does not lock out all its users.
+            end_user_ip: p.non_empty("client_ip").map(str::to_owned),
             ..VerifyCredentials::default()
         };
         Ok(Self {

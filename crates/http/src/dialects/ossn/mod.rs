@@ -77,9 +77,10 @@ impl Answer {
 
     fn from_core(e: CoreError) -> Self {
         match e {
-            CoreError::InvalidCredentials | CoreError::Validation(_) => {
-                Self::error(Code::InvalidCredentials, "Invalid username and password")
-            }
+            CoreError::InvalidCredentials => Self::error(Code::InvalidCredentials, "Invalid username and password"),
+            // Only the Portcullis parameters can be invalid here (the credentials were checked
+            // for presence first): say which.
+            CoreError::Validation(f) => Self::error(Code::InvalidRequest, f.describe().join("; ")),
             CoreError::EmailNotVerified => Self::error(Code::NotValidated, "User not validated"),
             CoreError::AccountDisabled => Self::error(Code::InvalidCredentials, "This account is disabled"),
             CoreError::SecondFactorRequired => Self::error(

@@ -108,7 +108,8 @@ pub(super) async fn update(State(st): State<AppState>, call: ApiCall, req: Reque
     if let Some(role) = role_name(&st, &call, p.get("role_id"), None).await? {
         account.set_roles(vec![role]);
     }
-    let password = p.get("password").map(Password::new);
+    // Forms send an empty field for a password left blank: no password is set then.
+    let password = p.get("password").filter(|v| !v.is_empty()).map(Password::new);
     let user = st.core.update_user(&call.caller, call.tenant, id, account, password).await.map_err(|e| match e {
         CoreError::NotFound => Failure::new(NO_SUCH_ADMIN),
         e => Failure::from(e),

@@ -271,6 +271,36 @@ async fn cors_is_granted_to_the_tenants_origins_only(b: Backend) {
     let res = app.client.get(app.url("/t/bc/api/")).header("origin", "https://evil.example").send().await.unwrap();
     assert_eq!(res.status(), StatusCode::OK);
     assert!(no_grant(res.headers()), "{:?}", res.headers());
+
+    // A browser sends cached Basic credentials with a form another site posts (text/plain
+    // needs no preflight): such a change is refused unless the origin is listed.
+    let forged = |origin: Option<&'static str>, site: Option<&'static str>| {
+        let mut req = app
+            .client
+            .post(app.url("/t/bc/api/account/pw/change"))
+            .basic_auth("juliet", Some(PW))
+            .header("content-type", "text/plain")
+            .body(json!({"username": "juliet", "password": "an attacker's own passphrase"}).to_string());
+        if let Some(o) = origin {
+            req = req.header("origin", o);
+        }
+        if let Some(s) = site {
+            req = req.header("sec-fetch-site", s);
+        }
+        req.send()
+    };
+    for (origin, site) in [
+        (Some("https://evil.example"), Some("cross-site")),
+        (Some("https://evil.example"), None),
+        (None, Some("same-site")),
+    ] {
+        let res = forged(origin, site).await.unwrap();
+        assert_eq!(res.status(), StatusCode::FORBIDDEN, "{origin:?} {site:?}");
+    }
+    assert_eq!(check(&app, "/t/bc/api/", "juliet", PW).await.status, StatusCode::OK, "the password is unchanged");
+    // A listed origin may.
+    let res = forged(Some("https://app.example"), Some("cross-site")).await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
 }
 
 async fn every_call_is_audited_with_its_surface(b: Backend) {
