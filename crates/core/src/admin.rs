@@ -325,12 +325,19 @@ impl Core {
     ) -> CoreResult<IssuedLoginToken> {
         caller.require(tenant, Scope::UsersManage)?;
         let user = self.store.users.user(tenant, id).await?.ok_or(CoreError::NotFound)?;
-        self.mint_login_token(caller, &user).await
+        self.mint_login_token(caller, &user, None).await
     }
 
     /// Makes a one-time log-in token for `user`, for a caller whose right to one was checked.
     /// A token the exchange would refuse (the account may not log in) is not made.
-    pub(crate) async fn mint_login_token(&self, caller: &Caller, user: &User) -> CoreResult<IssuedLoginToken> {
+    /// `second_factor`: how the user proved their second factor to the caller along with their
+    /// password, so that the exchange does not ask for it again.
+    pub(crate) async fn mint_login_token(
+        &self,
+        caller: &Caller,
+        user: &User,
+        second_factor: Option<crate::totp::SecondFactorMethod>,
+    ) -> CoreResult<IssuedLoginToken> {
         let (tenant, id) = (user.tenant_id, user.id);
         let (_, policy) = self.tenant_policy(tenant).await?;
         may_log_in(user, &policy)?;
@@ -343,7 +350,10 @@ impl Core {
             purpose: TokenPurpose::Login,
             token_hash: token.hash(),
             // The password version it was issued under: a password change voids it.
-            data: json!({"password_version": user.password_version}),
+            data: match second_factor {
+                Some(m) => json!({"password_version": user.password_version, "second_factor": m.as_str()}),
+                None => json!({"password_version": user.password_version}),
+            },
             expires_at,
             now,
         };

@@ -251,12 +251,18 @@ impl Core {
         if let Some(verified) = self.verify_by_link(&user, &c.data).await? {
             user = verified;
         }
+        // A token minted after a check that proved the second factor too carries how.
+        let second = match c.data.get("second_factor").and_then(Value::as_str) {
+            Some("totp") => SecondStep::Proven(SecondFactorMethod::Totp),
+            Some("recovery_code") => SecondStep::Proven(SecondFactorMethod::RecoveryCode),
+            _ => SecondStep::Code(None),
+        };
         let end = LoginEnd {
             method: LoginMethod::LoginToken,
             actor: Actor::User(user.id),
             client,
             open_session: true,
-            second: SecondStep::Code(None),
+            second,
         };
         with_session(self.finish_login(user, &policy, end).await?)
     }
@@ -593,9 +599,20 @@ impl Core {
         cmd: VerifyCredentials,
     ) -> CoreResult<(User, crate::admin::IssuedLoginToken)> {
         let cmd = VerifyCredentials { open_session: false, code_only: true, ..cmd };
+        // What the code that came along was, should the account need one: the exchange of the
+        // token then opens the session without asking again.
+        let code_kind = cmd.second_factor.as_deref().map(|c| {
+            let digits = c.chars().filter(char::is_ascii_digit).count();
+            if digits == 6 && c.chars().all(|c| c.is_ascii_digit() || c == ' ' || c == '-') {
+                SecondFactorMethod::Totp
+            } else {
+                SecondFactorMethod::RecoveryCode
+            }
+        });
         match self.verify_credentials(caller, tenant, cmd).await? {
             LoginOutcome::LoggedIn { user, .. } => {
-                let issued = self.mint_login_token(caller, &user).await?;
+                let proven = if user.second_factor { code_kind } else { None };
+                let issued = self.mint_login_token(caller, &user, proven).await?;
                 Ok((user, issued))
             }
             LoginOutcome::SecondFactorRequired(_) => Err(CoreError::SecondFactorRequired),

@@ -798,8 +798,23 @@ async fn second_factor_accounts_send_their_code(b: Backend) {
     )
     .await;
     let url = a.success(&["success", "user_id", "token", "redirect_url"])["redirect_url"].as_str().unwrap().to_owned();
-    // The browser proves the second factor again, on the log-in page.
+    // The code came with the check that minted the token: the browser is let in at once.
     let r = send(browser().get(&url)).await;
+    assert_eq!((r.status, r.location()), (StatusCode::SEE_OTHER, "/ui/account"));
+    assert!(session_cookie(&r).is_some());
+    // A token an admin minted without any code still asks for the second factor.
+    let user = app
+        .core
+        .user_by_login(
+            &crate::support::op(),
+            TenantId::DEFAULT,
+            &portcullis_core::parse::LoginKey::email("sam@example.com"),
+        )
+        .await
+        .unwrap();
+    let issued = app.core.issue_login_token(&crate::support::op(), TenantId::DEFAULT, user.id).await.unwrap();
+    let url = format!("/admin/api_account/autologin?email=sam%40example.com&token={}", issued.token.expose());
+    let r = send(browser().get(&app.url(&url))).await;
     assert_eq!((r.status, r.location()), (StatusCode::SEE_OTHER, "/ui/login"));
     assert!(session_cookie(&r).is_none());
 }
