@@ -291,7 +291,17 @@ impl Core {
         let key = crate::login::identifier_from_fields(login, username, email, phone)
             .map_err(|m| CoreError::field(Field::Login, m))?;
         self.tenant_policy(tenant).await?;
-        Ok(self.store.users.user_with_secret(tenant, &key).await?.is_some())
+        let found = self.store.users.user_with_secret(tenant, &key).await?;
+        // Who asked, and the answer; the identifier asked about is not recorded.
+        self.audit(Audit {
+            action: AuditAction::IdentifierChecked,
+            actor: caller.actor(),
+            tenant: Some(tenant),
+            user: found.as_ref().map(|u| u.user.id),
+            client: Some(caller.client()),
+            details: json!({"exists": found.is_some()}),
+        });
+        Ok(found.is_some())
     }
 
     /// Ends every session of a user.

@@ -91,6 +91,8 @@ audit_actions! {
     PasswordChanged => "password.changed",
     /// A server checked a user's credentials.
     CredentialsVerified => "credentials.verified",
+    /// A server asked whether an identifier is taken.
+    IdentifierChecked => "user.identifier_checked",
     /// An account was created by an operator or a server.
     UserCreated => "user.created",
     /// An account was changed.

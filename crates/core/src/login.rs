@@ -445,7 +445,17 @@ impl Core {
             second: SecondStep::CodeOnly(cmd.second_factor.as_deref()),
         };
         match self.finish_login(user, &policy, end).await? {
-            LoginOutcome::LoggedIn { user, .. } => Ok(user),
+            LoginOutcome::LoggedIn { user, .. } => {
+                self.audit(Audit {
+                    action: AuditAction::CredentialsVerified,
+                    actor: Actor::User(user.id),
+                    tenant: Some(tenant),
+                    user: Some(user.id),
+                    client: Some(client),
+                    details: json!({"outcome": "valid", "session": false}),
+                });
+                Ok(user)
+            }
             LoginOutcome::SecondFactorRequired(_) => Err(CoreError::SecondFactorRequired),
         }
     }
@@ -617,6 +627,15 @@ impl Core {
             }
             LoginOutcome::SecondFactorRequired(_) => Err(CoreError::SecondFactorRequired),
         }
+    }
+
+    /// Refuses credentials that lead to no tenant a surface serves, after the work of a failed
+    /// password check (the dummy verification an unknown account gets), so that the refusal
+    /// takes as long as a wrong password's. Always [`CoreError::InvalidCredentials`], or the
+    /// pool's refusal when it is full.
+    pub async fn refuse_credentials(&self, password: Password) -> CoreResult<()> {
+        self.hasher.verify(password, None).await?;
+        Err(CoreError::InvalidCredentials)
     }
 
     /// [`Core::login_with_token`] for a link that also names the account's e-mail address: a

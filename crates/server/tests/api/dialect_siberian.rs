@@ -814,7 +814,7 @@ async fn second_factor_accounts_send_their_code(b: Backend) {
         .unwrap();
     let issued = app.core.issue_login_token(&crate::support::op(), TenantId::DEFAULT, user.id).await.unwrap();
     let url = format!("/admin/api_account/autologin?email=sam%40example.com&token={}", issued.token.expose());
-    let r = send(browser().get(&app.url(&url))).await;
+    let r = send(browser().get(app.url(&url))).await;
     assert_eq!((r.status, r.location()), (StatusCode::SEE_OTHER, "/ui/login"));
     assert!(session_cookie(&r).is_none());
 }

@@ -140,11 +140,17 @@ pub async fn reset_password(
 }
 
 /// The account Basic credentials name, and their password. An identifier that leads to no
-/// tenant answering the dialect is refused like a wrong password.
+/// tenant answering the dialect is refused like a wrong password, after the same work.
 async fn account(st: &AppState, here: TenantId, basic: &BasicCredentials) -> Result<(Named, Password), Reply> {
     match resolve(&st.core, here, &basic.user, Foreign::AsEmail).await? {
         Resolved::Served(n) => Ok((n, basic.password())),
-        Resolved::ForeignDomain | Resolved::Off => Err(Reply::unauthorized()),
+        Resolved::ForeignDomain | Resolved::Off => Err(st.core.refuse_credentials(basic.password()).await.map_or_else(
+            |e| match e {
+                portcullis_core::CoreError::InvalidCredentials => Reply::unauthorized(),
+                e => Reply::from(e),
+            },
+            |()| Reply::unauthorized(),
+        )),
     }
 }
 

@@ -104,7 +104,9 @@ async fn tenants_that_do_not_answer_the_dialect_reveal_nothing(b: Backend) {
     // Credentials that lead there are refused like a wrong password, byte for byte.
     for (path, user) in [("/t/quiet/api/", "someone"), ("/api/", "x@quiet.example"), ("/t/bc/api/", "vic@gone.example")]
     {
+        let before = app.core.hasher().verifications();
         assert_eq!(check(&app, path, user, PW).await, wrong, "{path} {user}");
+        assert_eq!(app.core.hasher().verifications(), before + 1, "{path} {user}: the work of a wrong password");
         assert_eq!(call(&app, Method::DELETE, &format!("{}account", path), Some((user, PW)), None).await, wrong);
     }
     // Sign-up and reset: not found for the request's own tenant, a domain not served for a JID.
@@ -308,6 +310,7 @@ async fn every_call_is_audited_with_its_surface(b: Backend) {
     let bc = buddycloud_com(&app).await;
     create(&app, "juliet@buddycloud.com", PW, "juliet@example.com").await;
     check(&app, "/api/", "juliet@buddycloud.com", PW2).await.is(StatusCode::UNAUTHORIZED, "Unauthorized");
+    check(&app, "/api/", "juliet@buddycloud.com", PW).await.is(StatusCode::OK, "OK");
     let creds = Some(("juliet@buddycloud.com", PW));
     json_post(&app, "/api/account/pw/change", creds, json!({"username": "juliet@buddycloud.com", "password": PW2}))
         .await
@@ -326,7 +329,16 @@ async fn every_call_is_audited_with_its_surface(b: Backend) {
     seen.reverse();
     assert_eq!(
         seen,
-        ["signup", "login.failed", "password.changed", "password.reset_requested", "user.deleted"],
+        [
+            "signup",
+            "login.failed",
+            "credentials.verified",
+            "credentials.verified",
+            "password.changed",
+            "password.reset_requested",
+            "credentials.verified",
+            "user.deleted"
+        ],
         "{events:#?}"
     );
     assert!(events.iter().all(|e| !e.details.to_string().contains(PW) && !e.details.to_string().contains(PW2)));
