@@ -355,7 +355,7 @@ fn dialect_logins(
         "--scope",
         "users:read",
         "--scope",
-        "users:write",
+        "users:manage",
     ])?;
     let key: Value = serde_json::from_str(created.trim()).context("key create printed no JSON")?;
     let key = key["key"].as_str().context("key create printed no key")?.to_owned();

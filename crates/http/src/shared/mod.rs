@@ -172,10 +172,7 @@ pub fn mount<S: Surface>(mount: Mount, routes: Router<AppState>, state: &AppStat
     }
     let name = SurfaceName(mount.name);
     let router = router
-        .layer(axum::middleware::from_fn(move |mut req: Request, next: Next| {
-            req.extensions_mut().insert(name);
-            next.run(req)
-        }))
+        .layer(tower_http::add_extension::AddExtensionLayer::new(name))
         .layer(CatchPanicLayer::custom(|_| {
             tracing::error!("a request handler panicked");
             S::reject(Rejection::Panic)
