@@ -1,10 +1,10 @@
 //! The Siberian CMS dialect: the `api_account` calls of Siberian's admin API, at
 //! `/admin/api_account` by default (`http.dialect_paths.siberian`).
 //!
-//! - `POST {prefix}/create | update | exist | authenticate | forgotpassword` ([`api`]), for
-//!   servers holding an API key ([`caller`]), answered `{"success": 1, ...}` or
-//!   `{"error": 1, "message": ...}` with HTTP 400 ([`wire`]);
-//! - `GET {prefix}/autologin` ([`autologin`]), for the browsers those servers send to it with
+//! - `POST {prefix}/create | update | exist | authenticate | forgotpassword` (`api.rs`), for
+//!   servers holding an API key (`caller.rs`), answered `{"success": 1, ...}` or
+//!   `{"error": 1, "message": ...}` with HTTP 400 (`wire.rs`);
+//! - `GET {prefix}/autologin` (`autologin.rs`), for the browsers those servers send to it with
 //!   a one-time log-in token, answered with a redirect or a page, never JSON.
 //!
 //! The tenant comes from `/t/{slug}` or the `Host`, as everywhere; but the surface resolves it
