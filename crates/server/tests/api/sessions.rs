@@ -303,6 +303,25 @@ async fn forwarded_headers_are_believed_only_from_trusted_proxies(b: Backend) {
     assert_eq!(body["session"]["ip"], "203.0.113.9");
     let res = app.post("/v1/login", json!({"login": "fwd", "password": PW})).await;
     assert!(!res.headers()["set-cookie"].to_str().unwrap().contains("Secure"), "plain HTTP stays plain");
+    // What proxies write besides plain addresses: `ip:port`, `[v6]:port`, `unknown`, and the
+    // standard Forwarded header. An entry a spoofing client put before them never wins.
+    for (header, value, want) in [
+        ("x-forwarded-for", "6.6.6.6, 198.51.100.23:4711", "198.51.100.23"),
+        ("x-forwarded-for", "6.6.6.6, [2001:db8::23]:4711", "2001:db8::23"),
+        ("x-forwarded-for", "6.6.6.6, unknown", "127.0.0.1"),
+        ("forwarded", "for=6.6.6.6, for=\"198.51.100.24:80\";proto=https", "198.51.100.24"),
+    ] {
+        let res = app
+            .client
+            .post(app.url("/v1/login"))
+            .header(header, value)
+            .json(&json!({"login": "fwd", "password": PW}))
+            .send()
+            .await
+            .unwrap();
+        let body: Value = res.json().await.unwrap();
+        assert_eq!(body["session"]["ip"], want, "{header}: {value}");
+    }
 
     let app = TestApp::spawn_with(b, |c| c.http.cookie_secure = portcullis_http::CookieSecure::Always).await;
     let res = app.post("/v1/signup", json!({"email": "s@example.com", "password": PW})).await;
