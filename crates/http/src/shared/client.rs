@@ -66,7 +66,7 @@ pub fn forwarded_client(headers: &HeaderMap, trusted: &impl Fn(&IpAddr) -> bool)
             .map(|e| parse_node(e.trim()))
             .collect()
     } else {
-        forwarded.iter().flat_map(|v| v.split(',')).map(|element| forwarded_for(element)).collect()
+        forwarded.iter().flat_map(|v| v.split(',')).map(forwarded_for).collect()
     };
     for entry in entries.into_iter().rev() {
         match entry {
@@ -117,7 +117,7 @@ fn forwarded_https(headers: &HeaderMap) -> bool {
                 k.trim().eq_ignore_ascii_case("proto").then(|| v.trim().trim_matches('"').to_owned())
             })
         })
-        .last();
+        .next_back();
     let proto = from_forwarded.or_else(|| {
         headers
             .get_all("x-forwarded-proto")
@@ -125,7 +125,7 @@ fn forwarded_https(headers: &HeaderMap) -> bool {
             .filter_map(|v| v.to_str().ok())
             .flat_map(|v| v.split(','))
             .map(|p| p.trim().to_owned())
-            .last()
+            .next_back()
     });
     proto.is_some_and(|p| p.eq_ignore_ascii_case("https"))
 }

@@ -6,7 +6,7 @@
 //! under a temporary name and renamed when complete, so an interrupted export never looks like
 //! a finished one.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
@@ -62,32 +62,41 @@ impl Sink {
     }
 }
 
-/// A file being written under a temporary name.
+/// A file being written under a temporary name: created beside the target with a random name,
+/// exclusively (never an existing file, never through a symbolic link), readable by its owner
+/// only from the moment it exists, and renamed into place once complete.
 struct Partial {
-    tmp: PathBuf,
+    tmp: tempfile::NamedTempFile,
     path: PathBuf,
 }
 
 impl Partial {
     fn create(path: &Path) -> Result<(Self, File), Failure> {
         let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        let tmp = path.with_file_name(format!(".{name}.partial"));
-        let mut options = OpenOptions::new();
-        options.write(true).create(true).truncate(true);
-        // Password hashes: readable by the owner only.
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        let file = options.open(&tmp).map_err(|e| Failure::invalid(format!("cannot create {}: {e}", tmp.display())))?;
+        let dir = match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d.to_owned(),
+            _ => PathBuf::from("."),
+        };
+        // `tempfile` opens with O_CREAT | O_EXCL (no symlink is followed, no file reused) and
+        // mode 0600: password hashes are readable by the owner only.
+        let tmp = tempfile::Builder::new()
+            .prefix(&format!(".{name}."))
+            .suffix(".partial")
+            .tempfile_in(&dir)
+            .map_err(|e| Failure::invalid(format!("cannot create a file in {}: {e}", dir.display())))?;
+        let file = tmp.reopen().map_err(|e| Failure::invalid(format!("cannot write in {}: {e}", dir.display())))?;
         Ok((Self { tmp, path: path.to_owned() }, file))
     }
 
     fn commit(self) -> Result<(), Failure> {
-        std::fs::rename(&self.tmp, &self.path)
-            .map_err(|e| Failure::new(EXIT_UNEXPECTED, format!("cannot rename to {}: {e}", self.path.display())))
+        self.tmp.persist(&self.path).map(drop).map_err(|e| {
+            Failure::new(EXIT_UNEXPECTED, format!("cannot rename to {}: {}", self.path.display(), e.error))
+        })
     }
 
     fn abandon(self) {
-        let _ = std::fs::remove_file(&self.tmp);
+        // Dropping the temporary file removes it.
+        drop(self.tmp);
     }
 }
 

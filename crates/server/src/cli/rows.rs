@@ -116,6 +116,8 @@ impl Header {
         let mut row = Map::new();
         let mut attributes = Map::new();
         for (column, cell) in self.0.iter().zip(record) {
+            let cell = restore(cell);
+            let cell = cell.as_str();
             if cell.trim().is_empty() {
                 continue;
             }
@@ -210,7 +212,7 @@ pub fn export_cells(columns: &[String], row: &Map<String, Value>) -> Result<Vec<
                 (_, Some(v)) => scalar_text(v),
             }
         };
-        cells.push(cell);
+        cells.push(defuse(cell));
     }
     Ok(cells)
 }
@@ -263,5 +265,44 @@ mod tests {
         let mut bad = row;
         bad.insert("shoe_size".into(), json!(44));
         assert!(export_cells(&columns, &bad).unwrap_err().contains("shoe_size"));
+    }
+}
+
+/// The characters that make a spreadsheet read a cell as a formula (OWASP, CSV injection).
+const FORMULA_START: [char; 6] = ['=', '+', '-', '@', '\t', '\r'];
+
+/// A cell as `export` writes it: one that a spreadsheet would read as a formula (or that
+/// starts with the quote this escape adds) gets a leading `'`, so that opening an export in a
+/// spreadsheet runs nothing. [`restore`] undoes it on import.
+pub fn defuse(cell: String) -> String {
+    match cell.chars().next() {
+        Some(c) if FORMULA_START.contains(&c) || c == '\'' => format!("'{cell}"),
+        _ => cell,
+    }
+}
+
+/// A cell as `import` reads it: the leading `'` [`defuse`] added is dropped (only where
+/// `defuse` would have added it, so other files' cells that start with a quote are kept).
+pub fn restore(cell: &str) -> String {
+    let mut chars = cell.chars();
+    match (chars.next(), chars.next()) {
+        (Some('\''), Some(c)) if FORMULA_START.contains(&c) || c == '\'' => cell[1..].to_owned(),
+        _ => cell.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod formula_tests {
+    use super::*;
+
+    #[test]
+    fn cells_a_spreadsheet_would_run_are_defused_and_read_back_unchanged() {
+        for cell in ["=1+1", "+14165550100", "-2", "@SUM(A1)", "\tx", "'", "'=x", "''", "plain", "", "$2b$12$x"] {
+            let written = defuse(cell.to_owned());
+            assert!(!written.starts_with(FORMULA_START), "{cell:?} -> {written:?}");
+            assert_eq!(restore(&written), cell, "{cell:?} round trip");
+        }
+        assert_eq!(defuse("=HYPERLINK(\"x\")".into()), "'=HYPERLINK(\"x\")");
+        assert_eq!(restore("'Ana"), "'Ana", "a quote another file holds is kept");
     }
 }

@@ -244,6 +244,32 @@ async fn csv_import_and_export_round_trip_into_another_tenant(b: Backend) {
         use std::os::unix::fs::PermissionsExt as _;
         let mode = std::fs::metadata(path("out.csv")).unwrap().permissions().mode();
         assert_eq!(mode & 0o077, 0, "an export holds password hashes: owner only");
+        // A local attacker's traps at the temporary names an export once used: a world-readable
+        // file and a symbolic link to a file they want overwritten. Neither is touched, and the
+        // export is still private.
+        let victim = path("victim.txt");
+        std::fs::write(&victim, "keep me").unwrap();
+        std::fs::write(path(".trap.csv.partial"), "").unwrap();
+        std::fs::set_permissions(path(".trap.csv.partial"), std::fs::Permissions::from_mode(0o666)).unwrap();
+        std::os::unix::fs::symlink(&victim, path(".link.csv.partial")).unwrap();
+        for name in ["trap.csv", "link.csv"] {
+            let out = portcullis(
+                &["export", "--tenant", "default", &path(name)],
+                &[("PORTCULLIS_DATABASE_URL", &app.config.database_url)],
+                None,
+            );
+            assert!(out.status.success(), "{}", text(&out.stderr));
+            assert_eq!(std::fs::read_to_string(path(name)).unwrap(), exported_csv);
+            let mode = std::fs::metadata(path(name)).unwrap().permissions().mode();
+            assert_eq!(mode & 0o077, 0, "{name}: owner only");
+        }
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep me");
+        let leftovers: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".partial") && !n.starts_with(".trap.") && !n.starts_with(".link."))
+            .collect();
+        assert!(leftovers.is_empty(), "{leftovers:?}");
     }
     let original = ok_lines(&app, &["export", "--tenant", "default", "--format", "jsonl"]);
     assert_eq!(original.len(), 3);
