@@ -203,7 +203,16 @@ impl Worker {
             return Verification { matched, needs_rehash: matched };
         }
         match self.check(password.expose().as_bytes(), stored) {
-            Some((matched, current)) => Verification { matched, needs_rehash: matched && !current },
+            Some((matched, current)) => {
+                if !current {
+                    // Parameters other than ours may be far cheaper (an import at m=8, t=1 fails
+                    // in a millisecond): the dummy check keeps any failure at least as slow as
+                    // an unknown account's, so the time does not point at the account. Costlier
+                    // parameters are bounded by `affordable`. A match is re-hashed by the caller.
+                    let _ = self.check(password.expose().as_bytes(), &dummy);
+                }
+                Verification { matched, needs_rehash: matched && !current }
+            }
             None => {
                 // An unreadable stored hash matches nothing; spend the same time anyway.
                 tracing::warn!("stored password hash is in no format Portcullis can verify");
@@ -568,6 +577,24 @@ mod tests {
         assert_eq!(h.argon2_checks(), argon_before + 3);
         let mut v = h.verifier();
         assert!(v.verify(&Password::new("correct horse"), Some(&stored)).needs_rehash);
+    }
+
+    #[tokio::test]
+    async fn cheap_imported_argon2_costs_at_least_an_unknown_account() {
+        let h = PasswordHasher::new(&cheap()).unwrap();
+        let weak = PasswordHasher::new(&HashingConfig { memory_kib: 8, iterations: 1, ..cheap() }).unwrap();
+        let stored = weak.hash(Password::new("right")).await.unwrap().as_str().to_owned();
+        let before = h.argon2_checks();
+        let bad = h.verify(Password::new("wrong"), Some(stored.clone())).await.unwrap();
+        assert!(!bad.matched);
+        assert_eq!(h.argon2_checks(), before + 2, "the stored hash and the dummy, as for an unknown account");
+        let ok = h.verify(Password::new("right"), Some(stored)).await.unwrap();
+        assert_eq!(ok, Verification { matched: true, needs_rehash: true }, "and upgraded at the first log-in");
+        // Our own parameters need no padding: one check.
+        let own = h.hash(Password::new("right")).await.unwrap().as_str().to_owned();
+        let before = h.argon2_checks();
+        assert!(!h.verify(Password::new("wrong"), Some(own)).await.unwrap().matched);
+        assert_eq!(h.argon2_checks(), before + 1);
     }
 
     #[tokio::test]
