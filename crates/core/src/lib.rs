@@ -90,6 +90,7 @@ impl CoreConfig {
     /// Checks the settings for values that cannot work.
     pub fn check(&self) -> Result<(), String> {
         self.policy.check().map_err(|e| format!("policy: {e}"))?;
+        self.rate_limits.check()?;
         self.password.params().map_err(|e| format!("password: {e}"))?;
         let s = &self.sessions;
         if s.touch_interval < Duration::from_secs(1) {
@@ -268,6 +269,12 @@ impl Core {
     /// The enabled tenant with this slug.
     pub async fn tenant_by_slug(&self, slug: &str) -> CoreResult<Tenant> {
         self.store.tenants.tenant_by_slug(slug).await?.filter(|t| !t.disabled).ok_or(CoreError::NotFound)
+    }
+
+    /// The key `ip` is counted under for per-address limits in `tenant` (IPv6 grouped by
+    /// `rate_limits.ipv6_prefix`).
+    pub(crate) fn address_key(&self, tenant: TenantId, ip: Option<std::net::IpAddr>) -> Option<String> {
+        ip.map(|ip| limits::address_key(tenant, ip, self.config.rate_limits.ipv6_prefix))
     }
 
     /// Runs the background work (revocation feed, batched last-seen writes, the audit log,

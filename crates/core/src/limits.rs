@@ -29,6 +29,10 @@ pub struct RateLimitConfig {
     /// code is one of a million, three of which are right at any moment: at five a minute,
     /// guessing one takes months.
     pub second_factor_per_account_per_minute: u32,
+    /// IPv6 clients are counted per network of this prefix length for every per-address limit
+    /// (one subscriber usually holds a whole /64 and can rotate through it); 128 counts each
+    /// address alone. IPv4 addresses count one by one.
+    pub ipv6_prefix: u8,
 }
 
 impl Default for RateLimitConfig {
@@ -37,7 +41,37 @@ impl Default for RateLimitConfig {
             login_per_ip_per_minute: 60,
             login_per_identifier_per_minute: 10,
             second_factor_per_account_per_minute: 5,
+            ipv6_prefix: 64,
         }
+    }
+}
+
+impl RateLimitConfig {
+    /// Checks the settings for values that cannot work.
+    pub fn check(&self) -> Result<(), String> {
+        if !(16..=128).contains(&self.ipv6_prefix) {
+            return Err("rate_limits.ipv6_prefix must be between 16 and 128".into());
+        }
+        Ok(())
+    }
+}
+
+/// The key a client address is counted under in `tenant`: an IPv4 address itself, an IPv6
+/// address's network of `ipv6_prefix` bits (an IPv4-mapped IPv6 address counts as the IPv4
+/// one).
+pub fn address_key(tenant: crate::ids::TenantId, ip: std::net::IpAddr, ipv6_prefix: u8) -> String {
+    use std::net::IpAddr;
+    match ip {
+        IpAddr::V4(v4) => format!("{}:{v4}", tenant.0),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => format!("{}:{v4}", tenant.0),
+            None => {
+                let bits = u128::from(v6);
+                let len = u32::from(ipv6_prefix.min(128));
+                let mask = if len == 0 { 0 } else { u128::MAX << (128 - len) };
+                format!("{}:{}/{len}", tenant.0, std::net::Ipv6Addr::from(bits & mask))
+            }
+        },
     }
 }
 
@@ -121,6 +155,25 @@ impl Limiter {
             l.retain_recent();
             l.shrink_to_fit();
         }
+    }
+}
+
+#[cfg(test)]
+mod address_tests {
+    use super::*;
+    use crate::ids::TenantId;
+
+    #[test]
+    fn ipv6_clients_are_grouped_by_their_prefix() {
+        let key = |ip: &str, len| address_key(TenantId(1), ip.parse().unwrap(), len);
+        assert_eq!(key("2001:db8:1:2:aaaa::1", 64), key("2001:db8:1:2:bbbb::9", 64));
+        assert_ne!(key("2001:db8:1:2::1", 64), key("2001:db8:1:3::1", 64));
+        assert_ne!(key("2001:db8:1:2::1", 128), key("2001:db8:1:2::2", 128));
+        assert_eq!(key("2001:db8:1:2::1", 48), key("2001:db8:1:ffff::1", 48));
+        assert_eq!(key("192.0.2.1", 64), "1:192.0.2.1");
+        assert_eq!(key("::ffff:192.0.2.1", 64), "1:192.0.2.1", "a mapped address is its IPv4");
+        assert_ne!(key("192.0.2.1", 64), key("192.0.2.2", 64));
+        assert_ne!(address_key(TenantId(2), "192.0.2.1".parse().unwrap(), 64), key("192.0.2.1", 64));
     }
 }
 

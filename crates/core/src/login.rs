@@ -498,7 +498,7 @@ impl Core {
     ) -> CoreResult<User> {
         // Per tenant, so that a server checking credentials for its users (with their IPs) in
         // one tenant cannot spend the log-in budget of an address in another.
-        let ip = client.ip.map(|ip| format!("{}:{ip}", tenant.0));
+        let ip = self.address_key(tenant, client.ip);
         self.limiter.check(ip.as_deref(), &format!("{}:{}", tenant.0, key.limiter_key()))?;
         let found = self.store.users.user_with_secret(tenant, key).await?;
         let stored = found.as_ref().and_then(|u| u.password_hash.clone());

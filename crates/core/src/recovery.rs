@@ -50,7 +50,7 @@ impl Core {
         login: &str,
         client: &ClientInfo,
     ) -> CoreResult<()> {
-        let ip = client.ip.map(|ip| format!("{}:{ip}", tenant.0));
+        let ip = self.address_key(tenant, client.ip);
         let key = format!("{}:mail:{}", tenant.0, crate::parse::LoginKey::from_login(login).limiter_key());
         self.limiter.check(ip.as_deref(), &key)
     }

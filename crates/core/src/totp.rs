@@ -398,7 +398,7 @@ impl Core {
         code: &str,
         client: &ClientInfo,
     ) -> CoreResult<SecondFactorMethod> {
-        let ip = client.ip.map(|ip| format!("{}:{ip}", user.tenant_id.0));
+        let ip = self.address_key(user.tenant_id, client.ip);
         self.limiter.check_second_factor(ip.as_deref(), &second_factor_key(user.tenant_id, user.id))?;
         let (tenant, id) = (user.tenant_id, user.id);
         let accepted = match code_shape(code) {

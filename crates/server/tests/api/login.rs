@@ -24,7 +24,35 @@ both!(
     overload_sheds_with_503_and_retry_after,
     concurrent_log_ins_of_one_user_all_succeed,
     concurrent_log_ins_that_both_upgrade_an_old_hash_both_succeed,
+    ipv6_clients_share_their_prefix_s_budget,
 );
+
+async fn ipv6_clients_share_their_prefix_s_budget(b: Backend) {
+    let app = TestApp::spawn_with(b, |c| {
+        c.http.trusted_proxies = vec!["127.0.0.0/8".parse().unwrap()];
+        c.rate_limits.login_per_ip_per_minute = 5;
+        c.rate_limits.login_per_identifier_per_minute = 1_000;
+    })
+    .await;
+    let attempt = |from: String, login: String| {
+        app.client
+            .post(app.url("/v1/login"))
+            .header("x-forwarded-for", from)
+            .json(&json!({"login": login, "password": "wrong password here"}))
+            .send()
+    };
+    // 80 addresses of one /64, each once: the sixth attempt of the network is refused.
+    let mut statuses = Vec::new();
+    for i in 0..80 {
+        let res = attempt(format!("2001:db8:aa:1:{i:x}::{i:x}"), format!("user{i}")).await.unwrap();
+        statuses.push(res.status());
+    }
+    assert!(statuses[..5].iter().all(|s| *s == StatusCode::UNAUTHORIZED), "{statuses:?}");
+    assert_eq!(statuses[5..].iter().filter(|s| **s == StatusCode::TOO_MANY_REQUESTS).count(), 75, "{statuses:?}");
+    // Another /64 has its own budget, and so does every IPv4 address.
+    assert_eq!(attempt("2001:db8:aa:2::1".into(), "x".into()).await.unwrap().status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(attempt("192.0.2.7".into(), "x".into()).await.unwrap().status(), StatusCode::UNAUTHORIZED);
+}
 
 async fn concurrent_log_ins_that_both_upgrade_an_old_hash_both_succeed(b: Backend) {
     let app = TestApp::spawn(b).await;
