@@ -239,6 +239,13 @@ impl Core {
         if !token.has_shape(LOGIN_TOKEN_PREFIX) {
             return Err(CoreError::InvalidCredentials);
         }
+        // A token shown to another tenant is refused without spending it: its own tenant's
+        // link still works (the token never changes tenant, so the look and the spending
+        // cannot disagree).
+        let peeked = self.store.tokens.peek_one_time_token(&token.hash(), TokenPurpose::Login, self.now()).await?;
+        if peeked.is_some_and(|p| p.tenant_id != tenant) {
+            return Err(CoreError::InvalidCredentials);
+        }
         let consumed = self.store.tokens.consume_one_time_token(&token.hash(), TokenPurpose::Login, self.now()).await?;
         let Some(c) = consumed.filter(|c| c.tenant_id == tenant) else {
             return Err(CoreError::InvalidCredentials);

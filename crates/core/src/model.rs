@@ -14,6 +14,10 @@ use crate::profile::Profile;
 /// Shortest session lifetime (absolute or idle) a policy may set.
 pub const MIN_SESSION_LIFETIME: Duration = Duration::from_secs(60);
 
+/// Longest session lifetime (absolute or idle) a policy may set: 400 days, the longest a
+/// browser keeps a cookie.
+pub const MAX_SESSION_LIFETIME: Duration = Duration::from_secs(400 * 24 * 3600);
+
 /// Longest text value of a custom attribute, in characters.
 pub const MAX_ATTRIBUTE_TEXT_CHARS: usize = 1024;
 
@@ -237,6 +241,9 @@ impl Policy {
         }
         if self.password_min_score > 4 {
             return Err("password_min_score must be between 0 and 4".into());
+        }
+        if self.session_absolute_ttl > MAX_SESSION_LIFETIME || self.session_idle_ttl > MAX_SESSION_LIFETIME {
+            return Err("session lifetimes must be at most 400 days".into());
         }
         if self.session_absolute_ttl < MIN_SESSION_LIFETIME || self.session_idle_ttl < MIN_SESSION_LIFETIME {
             return Err("session lifetimes must be at least one minute".into());

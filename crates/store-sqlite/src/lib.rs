@@ -69,6 +69,21 @@ pub struct SqliteStore {
     options: Arc<SqliteOptions>,
 }
 
+/// Creates a database file that does not exist yet, empty and readable by its owner only
+/// (it will hold password hashes; SQLite gives its WAL and shared-memory files the same mode).
+/// An existing file is left as it is; a file that cannot be created here is left to SQLite,
+/// which reports the problem with its own message.
+fn create_private(path: &std::path::Path) {
+    if path.as_os_str().is_empty() || path.as_os_str() == ":memory:" {
+        return;
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let _ = options.open(path);
+}
+
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 impl SqliteStore {
@@ -82,6 +97,7 @@ impl SqliteStore {
             .busy_timeout(options.busy_timeout)
             .foreign_keys(true)
             .pragma("temp_store", "memory");
+        create_private(base.get_filename());
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .acquire_timeout(options.acquire_timeout)

@@ -48,6 +48,12 @@ async fn opening_creates_the_file_and_reopening_migrates_nothing_twice() {
     let url = format!("sqlite://{}", path.display());
     SqliteStore::open(&url, options()).await.unwrap().close().await;
     assert!(path.exists());
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o077, 0, "the database holds password hashes: owner only ({mode:o})");
+    }
     SqliteStore::open(&url, options()).await.unwrap();
     assert_eq!(
         SqliteStore::migration_names(),

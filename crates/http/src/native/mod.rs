@@ -125,7 +125,10 @@ async fn signup(
         .await?;
     let body = AuthResponse { user: user_json(&out.user), session: out.session.as_ref().map(IssuedSessionBody::from) };
     let mut res = (StatusCode::CREATED, Json(body)).into_response();
-    res.headers_mut().insert(header::LOCATION, HeaderValue::from_static("/v1/me"));
+    // The account's address under the tenant the sign-up was made at (`/t/{slug}/v1/me`).
+    if let Ok(location) = HeaderValue::from_str(&format!("{}v1/me", client.cookie_path)) {
+        res.headers_mut().insert(header::LOCATION, location);
+    }
     if let Some(s) = &out.session {
         set_session_cookie(&st, &client, &mut res, Some(s));
     }

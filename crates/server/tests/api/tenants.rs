@@ -68,10 +68,27 @@ async fn sessions_keys_and_users_never_cross_tenants(b: Backend) {
     assert_eq!(s, StatusCode::NOT_FOUND);
     let (s, _) = app.send(Method::GET, &format!("/t/alpha/v1/admin/users/{alpha_user}"), &op, None).await;
     assert_eq!(s, StatusCode::OK, "an operator key acts in every tenant");
-    // A login token of alpha does not open a session in beta (and is spent by trying).
+    // A login token of alpha does not open a session in beta, and trying does not spend it:
+    // it still works in alpha.
     let (_, t) = app.send(Method::POST, &format!("/t/alpha/v1/admin/users/{alpha_user}/login-token"), &key, None).await;
     let res = app.post("/t/beta/v1/login/token", json!({"token": t["token"]})).await;
     assert_error(res, StatusCode::UNAUTHORIZED, "invalid_credentials").await;
+    let res = app.post("/t/alpha/v1/login/token", json!({"token": t["token"]})).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    // Sign-up under a tenant points at the account under that tenant.
+    let res = app.post("/t/alpha/v1/signup", json!({"email": "located@example.com", "password": PW})).await;
+    assert_eq!(res.headers()["location"], "/t/alpha/v1/me");
+    let res = app.post("/v1/signup", json!({"email": "located@example.com", "password": PW})).await;
+    assert_eq!(res.headers()["location"], "/v1/me");
+    // Session lifetimes are bounded: a policy of 2^64-1 seconds is refused, nothing changes.
+    for key in ["session_absolute_ttl_secs", "session_idle_ttl_secs"] {
+        let body = json!({"policy": {key: u64::MAX}});
+        let (s, e) = app.send(Method::PATCH, "/v1/admin/tenants/alpha", &op, Some(body)).await;
+        assert_eq!((s, &e["error"]["code"]), (StatusCode::UNPROCESSABLE_ENTITY, &json!("validation_failed")), "{e}");
+    }
+    let body = json!({"policy": {"session_absolute_ttl_secs": 400 * 24 * 3600}});
+    let (s, _) = app.send(Method::PATCH, "/v1/admin/tenants/alpha", &op, Some(body)).await;
+    assert_eq!(s, StatusCode::OK, "400 days is the longest");
 }
 
 async fn tenants_are_reached_by_path_and_by_host(b: Backend) {
