@@ -4,11 +4,10 @@
 //! exactly what operators run.
 
 pub mod config;
+pub mod listen;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-
-use std::future::IntoFuture as _;
 
 use anyhow::Context as _;
 use portcullis_core::Core;
@@ -98,34 +97,18 @@ pub async fn start(
     let mail = tokio::spawn(Arc::new(sender).run(mail_stopped));
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let grace = config.shutdown_grace;
+    let limits = listen::Limits::new(&config.http, config.rate_limits.ipv6_prefix);
     let core_for_task = core.clone();
     let task = tokio::spawn(async move {
-        let (fired_tx, fired_rx) = tokio::sync::oneshot::channel::<()>();
         let signal = async move {
             tokio::select! {
                 _ = rx => {}
                 () = external_shutdown => {}
             }
             tracing::info!("shutting down: finishing in-flight requests");
-            let _ = fired_tx.send(());
         };
-        let served = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-            .with_graceful_shutdown(signal)
-            .into_future();
         // In-flight requests get `grace` after the signal; then the server stops anyway.
-        let deadline = async move {
-            if fired_rx.await.is_err() {
-                std::future::pending::<()>().await;
-            }
-            tokio::time::sleep(grace).await;
-        };
-        let result = tokio::select! {
-            r = served => r.context("HTTP server failed"),
-            () = deadline => {
-                tracing::warn!("shutdown grace period over; stopping with requests still in flight");
-                Ok(())
-            }
-        };
+        let result = listen::serve(listener, app, limits, signal, grace).await.context("HTTP server failed");
         maintenance.abort();
         // A message being sent is finished and recorded; then the sender stops.
         let _ = stop_mail.send(true);

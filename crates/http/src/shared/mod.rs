@@ -72,6 +72,19 @@ pub struct HttpConfig {
     pub cookie_secure: CookieSecure,
     /// Where each legacy dialect is mounted.
     pub dialect_paths: crate::dialects::DialectPaths,
+    /// How long a client may take to send a request's headers — and, between requests on a
+    /// kept-alive connection, to start the next one — before its connection is closed.
+    #[serde(with = "humantime_serde")]
+    pub header_read_timeout: Duration,
+    /// How long one request may take from its headers to its answer, its body included (a
+    /// client sending a body one byte at a time is cut off); answered 408.
+    #[serde(with = "humantime_serde")]
+    pub request_timeout: Duration,
+    /// Most connections open at once; more are closed as they arrive.
+    pub max_connections: usize,
+    /// Most connections open at once from one client address (an IPv6 client's network of
+    /// `rate_limits.ipv6_prefix` bits); more are closed as they arrive.
+    pub max_connections_per_ip: usize,
 }
 
 impl Default for HttpConfig {
@@ -82,6 +95,10 @@ impl Default for HttpConfig {
             cookie_name: "portcullis_session".into(),
             cookie_secure: CookieSecure::Auto,
             dialect_paths: crate::dialects::DialectPaths::default(),
+            header_read_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(30),
+            max_connections: 10_000,
+            max_connections_per_ip: 256,
         }
     }
 }
@@ -96,6 +113,12 @@ impl HttpConfig {
             && self.cookie_name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.');
         if !name_ok {
             return Err("http.cookie_name may contain only letters, digits, '_', '-' and '.'".into());
+        }
+        if self.header_read_timeout < Duration::from_millis(100) || self.request_timeout < Duration::from_secs(1) {
+            return Err("http.header_read_timeout must be at least 100ms and http.request_timeout at least 1s".into());
+        }
+        if self.max_connections == 0 || self.max_connections_per_ip == 0 {
+            return Err("http.max_connections and http.max_connections_per_ip must be at least 1".into());
         }
         self.dialect_paths.check()
     }

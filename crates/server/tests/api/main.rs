@@ -30,4 +30,5 @@ mod races;
 mod second_factor;
 mod sessions;
 mod signup;
+mod slow_clients;
 mod tenants;
