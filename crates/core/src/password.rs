@@ -195,6 +195,15 @@ impl Worker {
             let _ = self.check(b"", &dummy);
             return no;
         }
+        if password.expose().len() > LEGACY_PASSWORD_MAX_BYTES
+            && legacy_hash::scheme_of(stored).is_some_and(|s| s != HashScheme::Argon2id && s != HashScheme::Argon2Other)
+        {
+            // phpass (iterated MD5 over the password) costs in proportion to the password's
+            // length: a legacy hash is never checked against a password longer than the old
+            // systems took. The answer is "no", after an unknown account's work.
+            let _ = self.check(b"", &dummy);
+            return no;
+        }
         if let Some(matched) = legacy_hash::verify_legacy(stored, password.expose().as_bytes()) {
             // A legacy check can be far cheaper than argon2 (one MD5 or SHA-1); the dummy
             // check keeps the time of a log-in from telling which kind of hash, or whether an
@@ -300,6 +309,7 @@ struct Inner {
     jobs: SyncSender<Job>,
     shed: AtomicU64,
     retry_after: Duration,
+    max_wait: Duration,
 }
 
 impl std::fmt::Debug for Inner {
@@ -339,7 +349,13 @@ impl PasswordHasher {
                 .map_err(|e| format!("cannot start a hashing thread: {e}"))?;
         }
         Ok(Self {
-            inner: Arc::new(Inner { shared, jobs: tx, shed: AtomicU64::new(0), retry_after: OVERLOAD_RETRY_AFTER }),
+            inner: Arc::new(Inner {
+                shared,
+                jobs: tx,
+                shed: AtomicU64::new(0),
+                retry_after: OVERLOAD_RETRY_AFTER,
+                max_wait: cfg.max_wait,
+            }),
         })
     }
 
@@ -350,11 +366,14 @@ impl PasswordHasher {
         F: FnOnce(&mut Worker) -> T + Send + 'static,
         T: Send + 'static,
     {
-        let (tx, rx) = tokio::sync::oneshot::channel::<Option<T>>();
+        let (tx, mut rx) = tokio::sync::oneshot::channel::<Option<T>>();
+        let started = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let started_by_worker = started.clone();
         let run: JobFn = Box::new(move |worker| {
             if tx.is_closed() {
                 return; // the caller gave up; do not spend a hash on nobody
             }
+            started_by_worker.store(true, Ordering::SeqCst);
             let _ = tx.send(worker.map(job));
         });
         match self.inner.jobs.try_send(Job { enqueued: Instant::now(), run }) {
@@ -362,7 +381,23 @@ impl PasswordHasher {
             Err(TrySendError::Full(_)) => return Err(self.overloaded()),
             Err(TrySendError::Disconnected(_)) => return Err(CoreError::Internal("hashing pool stopped".into())),
         }
-        match rx.await {
+        // A job still waiting in the queue when its deadline passes is shed at that moment,
+        // not when a worker gets to it: the caller hears 503 after `max_wait`, not after the
+        // jobs ahead of it. (Dropping the receiver makes the worker skip it.) A job a worker
+        // has started is waited for.
+        let result = match tokio::time::timeout(self.inner.max_wait, &mut rx).await {
+            Ok(r) => r,
+            Err(_) if !started.load(Ordering::SeqCst) => {
+                rx.close();
+                // The worker may have taken it in the meantime and answered already.
+                match rx.try_recv() {
+                    Ok(Some(v)) => return Ok(v),
+                    _ => return Err(self.overloaded()),
+                }
+            }
+            Err(_) => rx.await,
+        };
+        match result {
             Ok(Some(v)) => Ok(v),
             Ok(None) => Err(self.overloaded()),
             Err(_) => Err(CoreError::Internal("hashing job lost".into())),
@@ -464,6 +499,11 @@ fn work(jobs: &Mutex<Receiver<Job>>, worker: &mut Worker, max_wait: Duration) {
         }
     }
 }
+
+/// Longest password checked against a legacy (imported, non-argon2) hash, in bytes: the cost
+/// of some legacy schemes grows with the password's length, and the systems they come from
+/// took shorter passwords.
+pub const LEGACY_PASSWORD_MAX_BYTES: usize = 256;
 
 /// Checks a new password against the length rules and zxcvbn. `user_inputs` (username,
 /// e-mail, names) make passwords built from the user's own details score lower.
@@ -580,6 +620,18 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_long_password_is_never_run_through_a_legacy_hash() {
+        let h = PasswordHasher::new(&cheap()).unwrap();
+        // phpass at 2^24 rounds: with a 1,000-byte password, tens of seconds of MD5.
+        let phpass = "$P$Mabcdefgh0123456789ABCDEFGHIJKL";
+        assert_eq!(legacy_hash::scheme_of(phpass), Some(HashScheme::Phpass), "2^24 rounds, well formed");
+        let started = Instant::now();
+        let v = h.verify(Password::new("x".repeat(1000)), Some(phpass.into())).await.unwrap();
+        assert!(!v.matched);
+        assert!(started.elapsed() < Duration::from_secs(1), "not computed: {:?}", started.elapsed());
+    }
+
+    #[tokio::test]
     async fn cheap_imported_argon2_costs_at_least_an_unknown_account() {
         let h = PasswordHasher::new(&cheap()).unwrap();
         let weak = PasswordHasher::new(&HashingConfig { memory_kib: 8, iterations: 1, ..cheap() }).unwrap();
@@ -660,10 +712,12 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(20)).await;
         let ran = Arc::new(AtomicU64::new(0));
         let r = ran.clone();
+        let asked = Instant::now();
         let late = h.run(move |_| r.fetch_add(1, Ordering::SeqCst)).await;
         assert!(matches!(late, Err(CoreError::Overloaded { .. })), "{late:?}");
-        assert_eq!(ran.load(Ordering::SeqCst), 0, "the work was not done");
+        assert!(asked.elapsed() < Duration::from_millis(200), "shed at its deadline, not when a worker frees up");
         busy.await.unwrap().unwrap();
+        assert_eq!(ran.load(Ordering::SeqCst), 0, "the work was not done");
     }
 
     #[tokio::test]
