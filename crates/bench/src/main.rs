@@ -130,6 +130,7 @@ impl Server {
             // Password-guessing limits would refuse a benchmark's log-ins from one address.
             .env("PORTCULLIS_RATE_LIMITS__LOGIN_PER_IP_PER_MINUTE", "0")
             .env("PORTCULLIS_RATE_LIMITS__LOGIN_PER_IDENTIFIER_PER_MINUTE", "0")
+            .env("PORTCULLIS_RATE_LIMITS__IDENTIFIER_CHECKS_PER_MINUTE", "0")
             .env("PORTCULLIS_LOG__LEVEL", "warn")
             .stdout(Stdio::null())
             .stderr(Stdio::inherit());

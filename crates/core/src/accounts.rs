@@ -90,6 +90,8 @@ impl Core {
         if !policy.signup_open {
             return Err(CoreError::SignupClosed);
         }
+        // A sign-up says whether its identifiers are taken: limited per client address.
+        self.limiter.check_identifier_question(self.address_key(tenant, client.ip).as_deref(), None)?;
         let defs = self.store.attributes.attribute_definitions(tenant).await?;
         let (changes, mut errors) = parse_account_fields(cmd.account, &defs, Editor::User)?;
         errors.merge(check_new_account(&changes, &defs, &policy, Editor::User));
@@ -191,6 +193,13 @@ impl Core {
         let defs = self.store.attributes.attribute_definitions(s.tenant_id).await?;
         let sent: Vec<String> = account.sent().iter().map(Field::name).collect();
         let (changes, mut errors) = parse_account_fields(account, &defs, Editor::User)?;
+        if changes.username.is_some() || changes.email.is_some() || changes.phone.is_some() {
+            // A change of identifiers says whether the new one is taken: limited per account
+            // and per the address the session was opened from.
+            let account = format!("{}:{}", s.tenant_id.0, s.user_id.0);
+            let ip = self.address_key(s.tenant_id, s.ip);
+            self.limiter.check_identifier_question(ip.as_deref(), Some(&account))?;
+        }
         let current = self.me(auth).await?;
         errors.merge(check_identifiers_after_update(&current, &changes, &policy));
         errors.merge(check_required_not_cleared(&changes));

@@ -29,6 +29,9 @@ pub struct RateLimitConfig {
     /// code is one of a million, three of which are right at any moment: at five a minute,
     /// guessing one takes months.
     pub second_factor_per_account_per_minute: u32,
+    /// Questions that tell whether an identifier is taken — sign-ups, and changes of a user's
+    /// own username, e-mail or phone — per client address and per account per minute.
+    pub identifier_checks_per_minute: u32,
     /// IPv6 clients are counted per network of this prefix length for every per-address limit
     /// (one subscriber usually holds a whole /64 and can rotate through it); 128 counts each
     /// address alone. IPv4 addresses count one by one.
@@ -41,6 +44,7 @@ impl Default for RateLimitConfig {
             login_per_ip_per_minute: 60,
             login_per_identifier_per_minute: 10,
             second_factor_per_account_per_minute: 5,
+            identifier_checks_per_minute: 10,
             ipv6_prefix: 64,
         }
     }
@@ -92,6 +96,7 @@ pub struct Limiter {
     per_ip: Option<Keyed>,
     per_identifier: Option<Keyed>,
     second_factor: Option<Keyed>,
+    identifier_checks: Option<Keyed>,
     clock: ClockAdapter,
 }
 
@@ -115,7 +120,8 @@ impl Limiter {
         let per_ip = make(cfg.login_per_ip_per_minute);
         let per_identifier = make(cfg.login_per_identifier_per_minute);
         let second_factor = make(cfg.second_factor_per_account_per_minute);
-        Self { per_ip, per_identifier, second_factor, clock }
+        let identifier_checks = make(cfg.identifier_checks_per_minute);
+        Self { per_ip, per_identifier, second_factor, identifier_checks, clock }
     }
 
     /// Counts one password attempt from `ip` against `identifier`; refuses it with
@@ -149,9 +155,25 @@ impl Limiter {
         })
     }
 
+    /// Counts one question that tells whether an identifier is taken (a sign-up, a change of
+    /// one's own identifiers), from `ip` and by `account`; refused when either has asked too
+    /// often.
+    pub fn check_identifier_question(&self, ip: Option<&str>, account: Option<&str>) -> Result<(), CoreError> {
+        let Some(l) = &self.identifier_checks else { return Ok(()) };
+        if let Some(ip) = ip {
+            self.one(l, &format!("ip:{ip}"))?;
+        }
+        if let Some(account) = account {
+            self.one(l, &format!("account:{account}"))?;
+        }
+        Ok(())
+    }
+
     /// Drops state of keys that are back to full budget; call periodically.
     pub fn prune(&self) {
-        for l in [&self.per_ip, &self.per_identifier, &self.second_factor].into_iter().flatten() {
+        for l in
+            [&self.per_ip, &self.per_identifier, &self.second_factor, &self.identifier_checks].into_iter().flatten()
+        {
             l.retain_recent();
             l.shrink_to_fit();
         }

@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 use crate::both;
 use crate::support::{Backend, PW, TestApp, assert_error, define_attribute, op};
 both!(
+    questions_about_taken_identifiers_are_limited,
     signup_creates_the_account_and_logs_in,
     signup_reports_every_invalid_field_and_writes_nothing,
     signup_refuses_fields_users_may_not_set,
@@ -271,4 +272,37 @@ async fn a_tenant_requiring_verified_email_opens_no_session_before_verification(
         .unwrap();
     assert!(created.email_verified_at.is_some());
     app.token("vouched@example.com", PW).await;
+}
+
+/// Sign-up and a change of one's own identifiers tell whether an identifier is taken (409):
+/// both are limited, per client address and per account, so addresses cannot be probed by
+/// the hundred.
+async fn questions_about_taken_identifiers_are_limited(b: Backend) {
+    let app = TestApp::spawn_with(b, |c| c.rate_limits.identifier_checks_per_minute = 5).await;
+    app.signup(json!({"email": "taken@example.com", "password": PW})).await;
+    let mut statuses = Vec::new();
+    for i in 0..8 {
+        let res = app.post("/v1/signup", json!({"email": format!("probe{i}@example.com"), "password": PW})).await;
+        statuses.push(res.status());
+    }
+    assert!(statuses[..4].iter().all(|s| *s == StatusCode::CREATED), "{statuses:?}");
+    let refused = app.post("/v1/signup", json!({"email": "taken@example.com", "password": PW})).await;
+    assert!(refused.headers().get("retry-after").is_some());
+    assert_error(refused, StatusCode::TOO_MANY_REQUESTS, "rate_limited").await;
+
+    // A signed-in user changing their username: limited per account and per the address the
+    // session came from (its sign-up spent one of that address's five).
+    let app = TestApp::spawn_with(b, |c| c.rate_limits.identifier_checks_per_minute = 5).await;
+    let token = app.user("prober", PW).await;
+    let mut statuses = Vec::new();
+    for i in 0..8 {
+        let body = json!({"username": format!("probe{i}")});
+        let (s, _) = app.send(reqwest::Method::PATCH, "/v1/me", &token, Some(body)).await;
+        statuses.push(s);
+    }
+    assert!(statuses.contains(&StatusCode::OK), "{statuses:?}");
+    assert_eq!(statuses.last(), Some(&StatusCode::TOO_MANY_REQUESTS), "{statuses:?}");
+    // Other profile fields are not identifiers and are not limited.
+    let (s, _) = app.send(reqwest::Method::PATCH, "/v1/me", &token, Some(json!({"first_name": "Pat"}))).await;
+    assert_eq!(s, StatusCode::OK);
 }

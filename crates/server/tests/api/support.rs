@@ -53,6 +53,7 @@ pub fn test_config(database_url: &str) -> Config {
     };
     c.rate_limits.login_per_ip_per_minute = 10_000;
     c.rate_limits.login_per_identifier_per_minute = 1_000;
+    c.rate_limits.identifier_checks_per_minute = 10_000;
     c.database.revocation_poll_interval = Duration::from_millis(50);
     c.database.max_connections = 8;
     c.mail.poll_interval = Duration::from_millis(100);
