@@ -11,6 +11,8 @@
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use clap::Args;
 use portcullis::config::Config;
@@ -51,8 +53,35 @@ enum Item {
 
 /// The rows of a file, in order.
 enum Source {
-    Jsonl { reader: Box<dyn BufRead>, line: u64, buf: Vec<u8> },
-    Csv { reader: csv::Reader<Box<dyn Read>>, header: Header, record: csv::ByteRecord },
+    Jsonl { reader: Box<dyn BufRead>, line: u64, buf: Vec<u8>, since_row: Arc<AtomicUsize> },
+    Csv { reader: csv::Reader<Box<dyn Read>>, header: Header, record: csv::ByteRecord, since_row: Arc<AtomicUsize> },
+}
+
+/// Longest row accepted, in bytes (a line of JSON Lines, a record of CSV with its quoted line
+/// breaks): no user's fields come near it, and a longer one would only fill memory.
+pub const MAX_ROW_BYTES: usize = 1024 * 1024;
+
+/// The input, refusing to deliver more than [`MAX_ROW_BYTES`] (plus a reader's buffer) since
+/// the last complete row: a file that is one endless line or cell stops the import with an
+/// error instead of filling memory.
+struct Bounded {
+    inner: Box<dyn Read + Send>,
+    since_row: Arc<AtomicUsize>,
+}
+
+impl Read for Bounded {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        let total = self.since_row.fetch_add(n, Ordering::Relaxed) + n;
+        // Readers buffer ahead (64 KiB at most here): allow for it.
+        if total > MAX_ROW_BYTES + 64 * 1024 {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("a row is longer than {} MiB", MAX_ROW_BYTES / (1024 * 1024)),
+            ));
+        }
+        Ok(n)
+    }
 }
 
 impl Source {
@@ -64,13 +93,17 @@ impl Source {
                 return Err(Failure::usage(format!("cannot tell the format of {name} from its name: give --format")));
             }
         };
-        let input: Box<dyn Read> = if args.file.as_os_str() == "-" {
+        let raw: Box<dyn Read + Send> = if args.file.as_os_str() == "-" {
             Box::new(std::io::stdin())
         } else {
             Box::new(File::open(&args.file).map_err(|e| Failure::invalid(format!("cannot read {name}: {e}")))?)
         };
+        let since_row = Arc::new(AtomicUsize::new(0));
+        let input: Box<dyn Read> = Box::new(Bounded { inner: raw, since_row: since_row.clone() });
         match format {
-            Format::Jsonl => Ok(Self::Jsonl { reader: Box::new(BufReader::new(input)), line: 0, buf: Vec::new() }),
+            Format::Jsonl => {
+                Ok(Self::Jsonl { reader: Box::new(BufReader::new(input)), line: 0, buf: Vec::new(), since_row })
+            }
             Format::Csv => {
                 let mut reader = csv::ReaderBuilder::new().flexible(true).from_reader(input);
                 let names = reader
@@ -78,7 +111,8 @@ impl Source {
                     .map_err(|e| Failure::invalid(format!("{name}: cannot read the CSV header: {e}")))?;
                 let header =
                     Header::parse(names).map_err(|m| Failure::invalid(format!("{name}: bad CSV header: {m}")))?;
-                Ok(Self::Csv { reader, header, record: csv::ByteRecord::new() })
+                since_row.store(0, Ordering::Relaxed);
+                Ok(Self::Csv { reader, header, record: csv::ByteRecord::new(), since_row })
             }
         }
     }
@@ -86,11 +120,12 @@ impl Source {
     /// The next row, `None` at the end; `Err` when the file cannot be read any further.
     fn next(&mut self) -> Result<Option<Item>, Failure> {
         match self {
-            Self::Jsonl { reader, line, buf } => loop {
+            Self::Jsonl { reader, line, buf, since_row } => loop {
                 buf.clear();
                 let n = reader
                     .read_until(b'\n', buf)
                     .map_err(|e| Failure::invalid(format!("cannot read line {}: {e}", *line + 1)))?;
+                since_row.store(0, Ordering::Relaxed);
                 if n == 0 {
                     return Ok(None);
                 }
@@ -109,8 +144,10 @@ impl Source {
                     Err(e) => Item::Refused(*line, format!("not a JSON object: {e}")),
                 }));
             },
-            Self::Csv { reader, header, record } => {
-                let more = match reader.read_byte_record(record) {
+            Self::Csv { reader, header, record, since_row } => {
+                let read = reader.read_byte_record(record);
+                since_row.store(0, Ordering::Relaxed);
+                let more = match read {
                     Ok(more) => more,
                     // A malformed record (bad quoting) is reported for its line; reading goes on.
                     Err(e) if !matches!(e.kind(), csv::ErrorKind::Io(_)) => {

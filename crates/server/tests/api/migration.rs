@@ -12,6 +12,7 @@ use crate::both;
 use crate::cli::{fails, ok, ok_lines, portcullis, text};
 use crate::support::{Backend, PW, TestApp, define_attribute, op};
 both!(
+    an_endless_line_or_cell_stops_the_import_instead_of_filling_memory,
     import_keeps_legacy_hashes_until_the_next_log_in,
     import_reports_bad_rows_and_keeps_the_good_ones,
     csv_import_and_export_round_trip_into_another_tenant
@@ -295,4 +296,29 @@ async fn csv_import_and_export_round_trip_into_another_tenant(b: Backend) {
     define(TenantId(third["id"].as_i64().unwrap())).await;
     assert_eq!(ok(&app, &["import", "--tenant", "third", &path("users.jsonl")], None)["created"], 3);
     assert_eq!(ok_lines(&app, &["export", "--tenant", "third"]), original);
+}
+
+async fn an_endless_line_or_cell_stops_the_import_instead_of_filling_memory(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = |name: &str| dir.path().join(name).to_str().unwrap().to_owned();
+    let huge = "x".repeat(5 * 1024 * 1024);
+    let first = r#"{"username": "before", "email": "before@example.com"}"#;
+    std::fs::write(path("long.jsonl"), format!("{first}\n{{\"username\": \"{huge}\"}}\n")).unwrap();
+    std::fs::write(
+        path("long.csv"),
+        format!("username,email\nbefore2,before2@example.com\n\"{huge}\",x@example.com\n"),
+    )
+    .unwrap();
+    for file in ["long.jsonl", "long.csv"] {
+        let out = portcullis(
+            &["import", "--tenant", "default", &path(file)],
+            &[("PORTCULLIS_DATABASE_URL", &app.config.database_url)],
+            None,
+        );
+        assert!(!out.status.success(), "{file}");
+        let err = text(&out.stderr);
+        assert!(err.contains("longer than 1 MiB"), "{file}: {err}");
+        assert!(!err.contains("xxxxxxxx"), "the row is not echoed");
+    }
 }
