@@ -5,6 +5,7 @@ use axum::http::{HeaderValue, header};
 use axum::response::Response;
 use portcullis_core::login::IssuedSession;
 
+use super::credentials::HOST_PREFIX;
 use super::{AppState, Client, CookieSecure};
 
 /// Whether cookies set for this client carry `Secure`.
@@ -42,11 +43,18 @@ pub struct Cookie<'a> {
 }
 
 impl Cookie<'_> {
-    /// Adds it to the response (HttpOnly always).
+    /// Adds it to the response (HttpOnly always). A `Secure` cookie for the whole site gets
+    /// the `__Host-` prefix, which browsers keep from being set or shadowed by any other site
+    /// (a sibling subdomain included); cookies under a tenant's path cannot have it.
     pub fn set(&self, res: &mut Response, secure: bool) {
+        let name = if secure && self.path == "/" && !self.name.starts_with("__") {
+            format!("{HOST_PREFIX}{}", self.name)
+        } else {
+            self.name.to_owned()
+        };
         let text = format!(
             "{}={}; Path={}; Max-Age={}; HttpOnly; SameSite={}{}",
-            self.name,
+            name,
             self.value,
             self.path,
             self.max_age,

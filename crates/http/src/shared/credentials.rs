@@ -73,15 +73,26 @@ pub fn authorization(headers: &HeaderMap) -> Authorization {
 
 /// The value of a cookie, from any `Cookie` header.
 pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|kv| kv.trim().split_once('='))
-        .find(|(k, _)| *k == name)
+    // A cookie set over HTTPS for the whole site carries the `__Host-` prefix (see
+    // `cookies::Cookie::set`); it wins over one of the plain name.
+    let host = format!("{HOST_PREFIX}{name}");
+    let pairs = || {
+        headers
+            .get_all(header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(';'))
+            .filter_map(|kv| kv.trim().split_once('='))
+    };
+    pairs()
+        .find(|(k, _)| *k == host)
+        .or_else(|| pairs().find(|(k, _)| *k == name))
         .map(|(_, v)| v.trim_matches('"').to_owned())
 }
+
+/// The prefix browsers hold a cookie to: set over HTTPS, for the path `/`, without a domain,
+/// so that no other site (a sibling subdomain included) can set or shadow it.
+pub const HOST_PREFIX: &str = "__Host-";
 
 #[cfg(test)]
 mod tests {

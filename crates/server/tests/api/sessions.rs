@@ -325,5 +325,23 @@ async fn forwarded_headers_are_believed_only_from_trusted_proxies(b: Backend) {
 
     let app = TestApp::spawn_with(b, |c| c.http.cookie_secure = portcullis_http::CookieSecure::Always).await;
     let res = app.post("/v1/signup", json!({"email": "s@example.com", "password": PW})).await;
-    assert!(res.headers()["set-cookie"].to_str().unwrap().contains("; Secure"));
+    let cookie = res.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(cookie.contains("; Secure"));
+    // Over HTTPS, for the whole site: the __Host- prefix, which no other site can set or
+    // shadow; it is what the server reads back.
+    assert!(cookie.starts_with("__Host-portcullis_session=pcs_"), "{cookie}");
+    let pair = cookie.split(';').next().unwrap().to_owned();
+    let res = app
+        .client
+        .get(app.url("/v1/session"))
+        .header("cookie", format!("portcullis_session=pcs_forged; {pair}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK, "the __Host- cookie wins over a plain one");
+    // Under a tenant's path the prefix is not allowed: the plain name, Secure.
+    crate::support::tenant(&app, "acme", &[]).await;
+    let res = app.post("/t/acme/v1/signup", json!({"email": "s@example.com", "password": PW})).await;
+    let cookie = res.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(cookie.starts_with("portcullis_session=pcs_") && cookie.contains("Path=/t/acme/; "), "{cookie}");
 }
