@@ -81,17 +81,22 @@ impl Username {
         if n > USERNAME_MAX {
             return Err("must be at most 64 characters");
         }
-        if !display.chars().all(|c| c.is_alphanumeric() || matches!(c, '.' | '_' | '-')) {
-            return Err("may contain only letters, digits, '.', '_' and '-'");
-        }
-        let first_last_ok = |c: Option<char>| c.is_some_and(char::is_alphanumeric);
-        if !first_last_ok(display.chars().next()) || !first_last_ok(display.chars().last()) {
-            return Err("must start and end with a letter or digit");
-        }
-        if display.chars().all(|c| c.is_ascii_digit()) || Phone::parse(&display).is_ok() {
-            return Err("must contain at least one letter");
-        }
+        // Every rule holds for the form look-ups compare too (NFKC, lower case): `４１６…`
+        // (fullwidth digits) is the phone number it looks like, `①②③` has no letter, and a
+        // compatibility character must not fold into one the rules refuse.
         let normalized = normalize_name(&display);
+        for form in [display.as_str(), normalized.as_str()] {
+            if !form.chars().all(|c| c.is_alphanumeric() || matches!(c, '.' | '_' | '-')) {
+                return Err("may contain only letters, digits, '.', '_' and '-'");
+            }
+            let first_last_ok = |c: Option<char>| c.is_some_and(char::is_alphanumeric);
+            if !first_last_ok(form.chars().next()) || !first_last_ok(form.chars().last()) {
+                return Err("must start and end with a letter or digit");
+            }
+            if !form.chars().any(char::is_alphabetic) || Phone::parse(form).is_ok() {
+                return Err("must contain at least one letter");
+            }
+        }
         Ok(Self { display, normalized })
     }
 
@@ -306,6 +311,21 @@ mod tests {
         ] {
             assert!(Username::parse(bad).is_err(), "{bad:?} should be refused");
         }
+    }
+
+    #[test]
+    fn usernames_are_checked_in_the_form_look_ups_compare() {
+        assert_eq!(
+            Username::parse("４１６５５５０１００"),
+            Err("must contain at least one letter"),
+            "fullwidth digits"
+        );
+        assert_eq!(Username::parse("①②③"), Err("must contain at least one letter"));
+        assert_eq!(Username::parse("1.2.3"), Err("must contain at least one letter"));
+        assert!(Username::parse("½x").is_err(), "folds into a character usernames refuse");
+        assert_eq!(Username::parse("Ａｄａ").map(|u| u.normalized().to_owned()), Ok("ada".to_owned()));
+        assert!(Username::parse("ada42").is_ok());
+        assert!(Username::parse("42ada").is_ok());
     }
 
     #[test]

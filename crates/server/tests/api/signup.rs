@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 use crate::both;
 use crate::support::{Backend, PW, TestApp, assert_error, define_attribute, op};
 both!(
+    lookalike_usernames_are_checked_as_they_compare,
     questions_about_taken_identifiers_are_limited,
     signup_creates_the_account_and_logs_in,
     signup_reports_every_invalid_field_and_writes_nothing,
@@ -305,4 +306,19 @@ async fn questions_about_taken_identifiers_are_limited(b: Backend) {
     // Other profile fields are not identifiers and are not limited.
     let (s, _) = app.send(reqwest::Method::PATCH, "/v1/me", &token, Some(json!({"first_name": "Pat"}))).await;
     assert_eq!(s, StatusCode::OK);
+}
+
+/// A username of fullwidth digits would win a log-in typed as someone's phone number, and
+/// `①②③` reads as digits: every rule is checked on the form look-ups compare.
+async fn lookalike_usernames_are_checked_as_they_compare(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    app.signup(json!({"email": "victim@example.com", "phone": "416-555-0100", "password": PW})).await;
+    for name in ["４１６５５５０１００", "①②③"] {
+        let res =
+            app.post("/v1/signup", json!({"username": name, "email": "mallory@example.com", "password": PW})).await;
+        let e = assert_error(res, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
+        assert_eq!(e["error"]["fields"]["username"], "must contain at least one letter", "{name}");
+    }
+    let (s, _) = app.login("4165550100", PW).await;
+    assert_eq!(s, StatusCode::OK, "the phone number still belongs to its owner");
 }
